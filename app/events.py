@@ -1,0 +1,123 @@
+"""The event contract: what iSAMS (or its connector) sends, and what goes on Kafka.
+
+Shared by the ingest service and the consumers (DESIGN §2.2, §2.3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Kind = Literal["student", "contact", "staff"]
+Action = Literal["created", "updated", "deleted"]
+EVENT_TYPES: tuple[str, ...] = tuple(
+    f"{kind}.{action}"
+    for kind in ("student", "contact", "staff")
+    for action in ("created", "updated", "deleted")
+)
+EventType = Literal[
+    "student.created",
+    "student.updated",
+    "student.deleted",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
+    "staff.created",
+    "staff.updated",
+    "staff.deleted",
+]
+MAX_EVENTS_PER_REQUEST = 500
+
+
+class EventData(BaseModel):
+    """Ids of the changed record, and optionally the record itself (a "fat" event)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schoolId: str | None = Field(default=None, min_length=1, max_length=64)  # noqa: N815  (iSAMS field name)
+    schoolCode: str | None = Field(default=None, max_length=64)  # noqa: N815  (iSAMS field name)
+    id: str | None = Field(default=None, min_length=1, max_length=64)
+    managebacAccess: bool | None = None  # noqa: N815  (iSAMS field name)
+    record: dict[str, Any] | None = None
+
+
+class ChangeEvent(BaseModel):
+    """One change notification in the Standard Webhooks payload shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    timestamp: datetime
+    data: EventData
+
+    @model_validator(mode="after")
+    def _ids_for_kind(self) -> ChangeEvent:
+        required = {"student": ("schoolId",), "contact": ("id", "schoolId"), "staff": ("id",)}
+        for name in required[self.kind]:
+            if getattr(self.data, name) is None:
+                raise ValueError(f"data.{name} is required for {self.kind} events")
+        return self
+
+    @property
+    def kind(self) -> Kind:
+        kind = self.type.split(".", 1)[0]
+        assert kind in ("student", "contact", "staff")
+        return kind  # type: ignore[return-value]
+
+    @property
+    def action(self) -> Action:
+        return self.type.split(".", 1)[1]  # type: ignore[return-value]
+
+    @property
+    def record_id(self) -> str:
+        """The iSAMS id that names the record: a student's schoolId, else data.id."""
+        value = self.data.schoolId if self.kind == "student" else self.data.id
+        assert value is not None
+        return value
+
+
+class QueuedChange(BaseModel):
+    """The Kafka message value on `isams.changes`: the event plus where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    timestamp: datetime
+    data: EventData
+    school: str
+    webhook_id: str
+    received_at: datetime
+    attempts: int = 0
+
+    @classmethod
+    def from_event(
+        cls, event: ChangeEvent, school: str, webhook_id: str, received_at: datetime
+    ) -> QueuedChange:
+        return cls(
+            type=event.type,
+            timestamp=event.timestamp,
+            data=event.data,
+            school=school,
+            webhook_id=webhook_id,
+            received_at=received_at,
+        )
+
+    @property
+    def event(self) -> ChangeEvent:
+        return ChangeEvent(type=self.type, timestamp=self.timestamp, data=self.data)
+
+    @property
+    def key(self) -> str:
+        """Partition key `school:kind:id`: keeps one record's changes in order."""
+        event = self.event
+        return f"{self.school}:{event.kind}:{event.record_id}"
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> QueuedChange:
+        return cls.model_validate_json(value)

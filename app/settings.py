@@ -1,0 +1,224 @@
+"""Process settings (environment) and per-school settings (YAML), per DESIGN §2.1.
+
+Nothing here is built at import time: entrypoints call `load_settings()` and `load_schools()`
+and hand the results down, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """Raised when a setting is missing or invalid; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    """Environment settings shared by `serve` and `consume`."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    consumer_group: str = "isams-sync"
+    database_url: str = "sqlite+aiosqlite:///./var/sync.db"
+    schools_file: Path = Path("./schools.yaml")
+    admin_token: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _refuse_short_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def topics(self) -> Topics:
+        """Return the topic names with the configured prefix."""
+        return Topics.with_prefix(self.kafka_topic_prefix)
+
+
+class Topics(BaseModel):
+    """Kafka topic names (DESIGN §2.3); the prefix is prepended as is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    changes: str
+    retry: str
+    dlq: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        return cls(
+            changes=f"{prefix}isams.changes",
+            retry=f"{prefix}isams.changes.retry",
+            dlq=f"{prefix}isams.changes.dlq",
+        )
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.changes, self.retry, self.dlq)
+
+
+SchoolSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class IsamsConnection(BaseModel):
+    """How to reach one school's iSAMS REST API (OAuth2 client credentials)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: AnyHttpUrl
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+
+
+class ManagebacConnection(BaseModel):
+    """How to reach one school's ManageBac+ API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: AnyHttpUrl
+    token: SecretStr
+    max_requests_per_second: float = Field(default=10, gt=0, le=1000)
+
+
+class Mappings(BaseModel):
+    """School-specific translation tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    year_groups: dict[int, int] = Field(default_factory=dict)
+    contact_types: list[str] = Field(default_factory=lambda: ["Parents", "Guardian"])
+    relationships: dict[str, str] = Field(default_factory=dict)
+
+
+class StaffSettings(BaseModel):
+    """Whether staff sync as ManageBac+ teachers, and what a revoked access does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    on_access_revoked: Literal["archive", "ignore"] = "archive"
+
+
+class School(BaseModel):
+    """One school's settings from the schools file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: SchoolSlug
+    webhook_secrets: list[SecretStr] = Field(min_length=1)
+    isams: IsamsConnection
+    managebac: ManagebacConnection
+    mappings: Mappings = Field(default_factory=Mappings)
+    staff: StaffSettings = Field(default_factory=StaffSettings)
+    placeholder_email_domain: str = "placeholder.invalid"
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _standard_webhooks_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            if not secret.get_secret_value().startswith("whsec_"):
+                raise ValueError("each secret must be a Standard Webhooks secret (whsec_…)")
+        return value
+
+
+class SchoolsFile(BaseModel):
+    """The whole schools file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schools: list[School] = Field(min_length=1)
+
+    @field_validator("schools")
+    @classmethod
+    def _unique_ids(cls, value: list[School]) -> list[School]:
+        ids = [school.id for school in value]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"school ids must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    def by_id(self) -> dict[str, School]:
+        return {school.id: school for school in self.schools}
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_variables(text: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    """Replace each `${VAR}` with its value; a missing variable is an error naming it."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ConfigError(f"schools file: environment variable {name} is not set")
+        return environ[name]
+
+    return _VARIABLE.sub(replace, text)
+
+
+def load_settings() -> Settings:
+    """Read the environment; an invalid value is an error naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, prefix="SYNC_", upper=True)) from None
+
+
+def load_schools(path: Path, environ: dict[str, str] | None = None) -> SchoolsFile:
+    """Read and validate the schools file; errors name the file and the setting."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"SYNC_SCHOOLS_FILE: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    expanded = expand_variables(raw, os.environ if environ is None else environ)
+    try:
+        document = yaml.safe_load(expanded)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"schools file {path}: not valid YAML: {exc}") from None
+    try:
+        return SchoolsFile.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(f"schools file {path}: " + _describe(exc)) from None
+
+
+def _describe(exc: ValidationError, prefix: str = "", upper: bool = False) -> str:
+    """Name each failing setting without echoing its value (it may be a secret)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False):
+        location = ".".join(str(item) for item in error["loc"]) or "(root)"
+        name = prefix + (location.upper() if upper else location)
+        parts.append(f"{name}: {error['msg']}")
+    return "; ".join(parts)
