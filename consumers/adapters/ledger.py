@@ -1,0 +1,156 @@
+"""The ledger: SQLAlchemy async storage of `SyncRecord`s (SQLite by default, PostgreSQL in
+production). The single source of "what did we push, and why"."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from consumers.domain.records import Status, SyncRecord
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _RecordRow(_Base):
+    __tablename__ = "sync_records"
+
+    school: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    isams_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    managebac_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pushed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source_updated_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    last_received_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    last_applied_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite drops the zone; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _to_record(row: _RecordRow) -> SyncRecord:
+    return SyncRecord(
+        school=row.school,
+        kind=row.kind,
+        isams_id=row.isams_id,
+        status=Status(row.status),
+        managebac_id=row.managebac_id,
+        pushed=dict(row.pushed or {}),
+        content_hash=row.content_hash,
+        archived=row.archived,
+        reason=row.reason,
+        warnings=tuple(row.warnings or ()),
+        source_updated_at=row.source_updated_at,
+        last_received_at=_aware(row.last_received_at),
+        last_applied_at=_aware(row.last_applied_at),
+        latency_ms=row.latency_ms,
+    )
+
+
+class Ledger:
+    """Read and write sync records."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, database_url: str) -> Ledger:
+        """Build a ledger, making the SQLite file's folder when needed."""
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return cls(create_async_engine(database_url))
+
+    async def create_schema(self) -> None:
+        """Create the tables when they are missing."""
+        async with self._engine.begin() as connection:
+            if self._engine.dialect.name == "sqlite":
+                await connection.execute(text("PRAGMA journal_mode=WAL"))
+            await connection.run_sync(_Base.metadata.create_all)
+
+    async def ping(self) -> bool:
+        """Tell whether the database answers (readiness)."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # any failure at all means "not ready"
+            return False
+        return True
+
+    async def get(self, school: str, kind: str, isams_id: str) -> SyncRecord | None:
+        """Return the record's row, or None when it was never seen."""
+        async with self._sessions() as session:
+            row = await session.get(_RecordRow, (school, kind, isams_id))
+            return _to_record(row) if row is not None else None
+
+    async def put(self, record: SyncRecord) -> None:
+        """Insert or replace the record's row."""
+        async with self._sessions.begin() as session:
+            await session.merge(
+                _RecordRow(
+                    school=record.school,
+                    kind=record.kind,
+                    isams_id=record.isams_id,
+                    status=record.status.value,
+                    managebac_id=record.managebac_id,
+                    pushed=record.pushed,
+                    content_hash=record.content_hash,
+                    archived=record.archived,
+                    reason=record.reason,
+                    warnings=list(record.warnings),
+                    source_updated_at=record.source_updated_at,
+                    last_received_at=record.last_received_at,
+                    last_applied_at=record.last_applied_at,
+                    latency_ms=record.latency_ms,
+                )
+            )
+
+    async def records(self, school: str, kind: str | None = None) -> list[SyncRecord]:
+        """Return every record of a school (optionally of one kind)."""
+        query = select(_RecordRow).where(_RecordRow.school == school)
+        if kind is not None:
+            query = query.where(_RecordRow.kind == kind)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [_to_record(row) for row in rows]
+
+    async def status_counts(self, school: str) -> Counter[str]:
+        """Count a school's records by kind and status, e.g. `student/synced`."""
+        return Counter(f"{r.kind}/{r.status.value}" for r in await self.records(school))
+
+    async def close(self) -> None:
+        """Release the connection pool."""
+        await self._engine.dispose()

@@ -1,0 +1,37 @@
+"""What the ledger remembers of each iSAMS record: the link, what was pushed, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Where a record stands in ManageBac+, in words support staff use."""
+
+    SYNCED = "synced"
+    ARCHIVED = "archived"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """The ledger's row for one iSAMS record of one school."""
+
+    school: str
+    kind: str
+    isams_id: str
+    status: Status
+    managebac_id: int | None = None
+    pushed: dict[str, Any] = field(default_factory=dict)
+    content_hash: str | None = None
+    archived: bool = False
+    reason: str | None = None
+    warnings: tuple[str, ...] = ()
+    source_updated_at: str | None = None
+    last_received_at: datetime | None = None
+    last_applied_at: datetime | None = None
+    latency_ms: float | None = None
