@@ -1,0 +1,1 @@
+"""iSAMS simulator: generated school (school.py), REST API (app.py), webhook emitter."""
