@@ -200,9 +200,7 @@ def load_schools(path: Path, environ: dict[str, str] | None = None) -> SchoolsFi
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            f"SYNC_SCHOOLS_FILE: cannot read {path}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"SYNC_SCHOOLS_FILE: cannot read {path}: {exc.strerror or exc}") from None
     expanded = expand_variables(raw, os.environ if environ is None else environ)
     try:
         document = yaml.safe_load(expanded)

@@ -120,9 +120,7 @@ class ManagebacClient:
 
     async def update(self, resource: Resource, user_id: int, fields: Mapping[str, Any]) -> None:
         """Write only the given fields (ManageBac+ ignores nulls; "" clears)."""
-        await self._call(
-            "PATCH", f"/v2/{resource}/{user_id}", {_SINGULAR[resource]: dict(fields)}
-        )
+        await self._call("PATCH", f"/v2/{resource}/{user_id}", {_SINGULAR[resource]: dict(fields)})
 
     async def archive(
         self, resource: Resource, user_id: int, body: Mapping[str, Any] | None = None
