@@ -1,0 +1,362 @@
+"""`make demo`: the whole local stack on its embedded defaults, visibly syncing a school.
+
+Starts Kafka (unless one runs), the iSAMS simulator (in this process, sharing its school
+with the webhook emitter), the ManageBac+ simulator, `isams-sync serve` and
+`isams-sync consume`; sends signed webhooks for every student, then a stream of live edits;
+shows progress; prints a summary; stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import secrets
+import shutil
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from consumers.adapters.ledger import Ledger
+from consumers.domain.records import SyncRecord
+from sim.isams.app import SimConfig as IsamsConfig
+from sim.isams.app import create_app as create_isams_app
+from sim.isams.emitter import WebhookEmitter
+from sim.isams.school import generate_school
+from sim.serving import free_port, serve_app
+from sim.stack import (
+    REPO,
+    ManagedProcess,
+    StackError,
+    python_module,
+    start_kafka,
+    stop_kafka,
+    sync_command,
+    wait_ready,
+)
+
+SCHOOL_ID = "demo-school"
+YEAR_GROUPS = {year: 10209265 + year for year in range(7, 14)}
+MANAGEBAC_RATE_LIMIT = 200  # the simulator's limit (requests/s)
+CLIENT_RATE = 150  # what the school's settings allow the sync to use
+PROCESSED = "isams_sync_changes_processed"
+
+
+@dataclass
+class DemoPaths:
+    """Where the demo keeps its files (fresh every run)."""
+
+    root: Path
+
+    @property
+    def schools_file(self) -> Path:
+        return self.root / "schools.yaml"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "sync.db"
+
+
+async def run_demo(students: int, edits: int, rate: float) -> int:
+    """Run the demo; return the process exit code."""
+    console = Console()
+    paths = DemoPaths(REPO / "var" / "demo")
+    shutil.rmtree(paths.root, ignore_errors=True)
+    paths.root.mkdir(parents=True)
+    console.rule("[bold]isams-sync demo")
+    console.print("Starting Apache Kafka (local, KRaft) …")
+    started_kafka = start_kafka()
+    processes: list[ManagedProcess] = []
+    try:
+        return await _run(console, paths, processes, students, edits, rate)
+    except StackError as exc:
+        console.print(f"[red]The demo stack failed:[/red] {exc}")
+        return 1
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        if started_kafka:
+            console.print("Stopping Kafka …")
+            stop_kafka()
+        console.print("Everything the demo started is stopped.")
+
+
+async def _run(
+    console: Console,
+    paths: DemoPaths,
+    processes: list[ManagedProcess],
+    students: int,
+    edits: int,
+    rate: float,
+) -> int:
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    webhook_secret = "whsec_" + _b64(secrets.token_bytes(24))
+    managebac_token = secrets.token_urlsafe(24)
+    school = generate_school(students, seed=2026)
+    isams_config = IsamsConfig(client_secret=secrets.token_urlsafe(16))
+    async with serve_app(create_isams_app(isams_config, school), lifespan="off") as isams_url:
+        managebac_port, serve_port, consume_port = free_port(), free_port(), free_port()
+        managebac_url = f"http://127.0.0.1:{managebac_port}"
+        _write_schools_file(paths, isams_url, isams_config, managebac_url, webhook_secret)
+        env = {
+            "SYNC_KAFKA_TOPIC_PREFIX": f"demo-{run_id}.",
+            "SYNC_CONSUMER_GROUP": f"isams-sync-demo-{run_id}",
+            "SYNC_DATABASE_URL": f"sqlite+aiosqlite:///{paths.database}",
+            "SYNC_SCHOOLS_FILE": str(paths.schools_file),
+            "SYNC_LOG_LEVEL": "WARNING",
+            "DEMO_ISAMS_CLIENT_SECRET": isams_config.client_secret,
+            "DEMO_MANAGEBAC_TOKEN": managebac_token,
+        }
+        managebac = ManagedProcess(
+            "ManageBac+ simulator",
+            python_module(
+                "sim.managebac",
+                "--port",
+                str(managebac_port),
+                "--token",
+                managebac_token,
+                "--rate-limit",
+                str(MANAGEBAC_RATE_LIMIT),
+                "--year-groups",
+                ",".join(f"{k}:{v}" for k, v in YEAR_GROUPS.items()),
+            ),
+            paths.root / "managebac.log",
+        )
+        serve = ManagedProcess(
+            "isams-sync serve",
+            sync_command("serve", "--port", str(serve_port)),
+            paths.root / "serve.log",
+            env,
+        )
+        consume = ManagedProcess(
+            "isams-sync consume",
+            sync_command(
+                "consume", "--health-port", str(consume_port), "--health-host", "127.0.0.1"
+            ),
+            paths.root / "consume.log",
+            env,
+        )
+        console.print("Starting the ManageBac+ simulator, isams-sync serve and consume …")
+        for process in (managebac, serve, consume):
+            process.start()
+            processes.append(process)
+        await wait_ready(f"{managebac_url}/_sim/stats", managebac)
+        await wait_ready(f"http://127.0.0.1:{serve_port}/readyz", serve)
+        await wait_ready(f"http://127.0.0.1:{consume_port}/readyz", consume)
+        console.print(
+            f"Stack up: iSAMS sim {isams_url}, ManageBac+ sim {managebac_url}, "
+            f"serve :{serve_port}, consume health :{consume_port}"
+        )
+        async with httpx.AsyncClient(timeout=30.0) as http:
+            emitter_args: dict[str, Any] = {
+                "base_url": f"http://127.0.0.1:{serve_port}",
+                "school_id": SCHOOL_ID,
+                "secret": webhook_secret,
+            }
+            metrics_url = f"http://127.0.0.1:{consume_port}/metrics"
+            initial = WebhookEmitter(school, http, fat=True, batch_size=50, **emitter_args)
+            live = WebhookEmitter(school, http, fat=False, **emitter_args)
+
+            phase1_start = datetime.now(UTC)
+            events = list(initial.events_for_all_students())
+            await _send_and_follow(
+                console,
+                f"Initial sync: {len(events)} students",
+                http,
+                metrics_url,
+                sender=initial.send_all(events),
+                total=len(events),
+                already=0,
+            )
+            phase2_start = datetime.now(UTC)
+            edits_sent = await _send_and_follow(
+                console,
+                f"Live edits at {rate:g}/s (thin events: the consumer reads iSAMS)",
+                http,
+                metrics_url,
+                sender=_paced(live, edits, rate),
+                total=edits,
+                already=len(events),
+            )
+            outcomes = _processed(await http.get(metrics_url))
+            state = (await http.get(f"{managebac_url}/_sim/state")).json()
+            stats = (await http.get(f"{managebac_url}/_sim/stats")).json()
+        ledger = Ledger.from_url(f"sqlite+aiosqlite:///{paths.database}")
+        try:
+            records = await ledger.records(SCHOOL_ID)
+        finally:
+            await ledger.close()
+        _summary(console, outcomes, records, state, stats, phase1_start, phase2_start, edits_sent)
+    return 0
+
+
+async def _paced(emitter: WebhookEmitter, count: int, rate: float) -> int:
+    """Send `count` live edits, one request each, at `rate` per second."""
+    rng = random.Random(7)
+    start = time.monotonic()
+    sent = 0
+    for index, event in enumerate(emitter.random_edits(count, rng)):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        response = await emitter.send(event)
+        if response.status_code != 202:
+            raise StackError(f"webhook answered {response.status_code}: {response.text[:200]}")
+        sent += 1
+    return sent
+
+
+async def _send_and_follow(
+    console: Console,
+    title: str,
+    http: httpx.AsyncClient,
+    metrics_url: str,
+    sender: Any,
+    total: int,
+    already: int,
+) -> int:
+    """Run `sender` while two bars show events accepted and changes applied."""
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        console.print(f"[bold]{title}")
+        accepted = progress.add_task("webhooks accepted (202)", total=total)
+        applied = progress.add_task("applied by the consumer", total=total)
+        task = asyncio.ensure_future(sender)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = sum(_processed(await http.get(metrics_url)).values()) - already
+            progress.update(applied, completed=min(done, total))
+            if task.done():
+                progress.update(accepted, completed=total)
+            if task.done() and done >= total:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise StackError(f"{title}: not every change was applied within 10 minutes")
+        result = await task
+    return result if isinstance(result, int) else total
+
+
+def _processed(response: httpx.Response) -> Counter[str]:
+    """Sum the consumer's processed-changes counter by outcome."""
+    outcomes: Counter[str] = Counter()
+    for family in text_string_to_metric_families(response.text):
+        if family.name != PROCESSED:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                outcomes[sample.labels["outcome"]] += int(sample.value)
+    return outcomes
+
+
+def _summary(
+    console: Console,
+    outcomes: Counter[str],
+    records: list[SyncRecord],
+    state: dict[str, Any],
+    stats: dict[str, Any],
+    phase1_start: datetime,
+    phase2_start: datetime,
+    edits_sent: int,
+) -> None:
+    console.rule("[bold]Summary")
+    table = Table(title="Changes processed", show_header=True)
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for outcome, count in sorted(outcomes.items()):
+        table.add_row(outcome, str(count))
+    console.print(table)
+
+    reasons = Counter(r.reason for r in records if r.status.value == "skipped" and r.reason)
+    skipped = Table(title="Students not in ManageBac+, by reason")
+    skipped.add_column("reason")
+    skipped.add_column("students", justify="right")
+    for reason, count in reasons.most_common():
+        skipped.add_row(reason, str(count))
+    console.print(skipped)
+
+    latency = Table(title="End-to-end latency (webhook received → ManageBac+ write)")
+    latency.add_column("phase")
+    latency.add_column("writes", justify="right")
+    latency.add_column("p50 ms", justify="right")
+    latency.add_column("p99 ms", justify="right")
+    for name, start, end in (
+        ("initial sync", phase1_start, phase2_start),
+        (f"live edits ({edits_sent} sent)", phase2_start, None),
+    ):
+        values = [
+            r.latency_ms
+            for r in records
+            if r.latency_ms is not None
+            and r.last_received_at is not None
+            and r.last_received_at >= start
+            and (end is None or r.last_received_at < end)
+        ]
+        latency.add_row(name, str(len(values)), *_percentiles(values))
+    console.print(latency)
+    in_managebac = [s for s in state["students"] if not s.get("archived")]
+    console.print(
+        f"ManageBac+ now holds {len(in_managebac)} active and "
+        f"{len(state['students']) - len(in_managebac)} archived students; it answered "
+        f"{stats['total']} API requests ({stats['statuses'].get('429', 0)} rate-limited)."
+    )
+
+
+def _percentiles(values: list[float]) -> tuple[str, str]:
+    if len(values) < 2:
+        return ("-", "-") if not values else (f"{values[0]:.0f}", f"{values[0]:.0f}")
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return f"{cuts[49]:.0f}", f"{cuts[98]:.0f}"
+
+
+def _write_schools_file(
+    paths: DemoPaths,
+    isams_url: str,
+    isams: IsamsConfig,
+    managebac_url: str,
+    webhook_secret: str,
+) -> None:
+    """Write the demo's schools file; secrets come from the environment via ${VAR}."""
+    document = {
+        "schools": [
+            {
+                "id": SCHOOL_ID,
+                "webhook_secrets": [webhook_secret],
+                "isams": {
+                    "base_url": isams_url,
+                    "client_id": isams.client_id,
+                    "client_secret": "${DEMO_ISAMS_CLIENT_SECRET}",
+                },
+                "managebac": {
+                    "base_url": managebac_url,
+                    "token": "${DEMO_MANAGEBAC_TOKEN}",
+                    "max_requests_per_second": CLIENT_RATE,
+                },
+                "mappings": {
+                    "year_groups": YEAR_GROUPS,
+                    "contact_types": ["Parents", "Guardian"],
+                },
+            }
+        ]
+    }
+    paths.schools_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
