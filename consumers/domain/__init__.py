@@ -1,0 +1,1 @@
+"""The pure core: iSAMS record types, ISO lookups, mapping and plans. No I/O, no frameworks."""

@@ -1,0 +1,209 @@
+"""iSAMS REST records as the sync reads them.
+
+Parsing is lenient on purpose: iSAMS data is kept by hand in hundreds of schools, so a null,
+a number where text was expected, or a date with a time must not stop a record from
+syncing. Unknown fields are ignored. Only `schoolId`, which names the record, is required.
+This module is the one place that knows the shape of iSAMS records and of their
+`*IsoMappings` lists (`reference/isams-fields.md`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# .NET's DateTime.MinValue ("0001-01-01T00:00:00") and 1900-01-01 are iSAMS's "no date".
+_FIRST_REAL_YEAR = 1901
+_ISO_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})")
+_INTEGER = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
+
+
+def _text(value: object) -> str | None:
+    """Return stripped text; numbers become text; empty and odd shapes become None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, str):
+        stripped = value.strip()
+        return stripped or None
+    return None
+
+
+def _day(value: object) -> date | None:
+    """Return the date part of a date or date-time (`2013-04-17T00:00:00` → 2013-04-17)."""
+    if isinstance(value, datetime):
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str) and (match := _ISO_DATE.match(value)):
+        try:
+            day = date(int(match[1]), int(match[2]), int(match[3]))
+        except ValueError:
+            return None
+    else:
+        return None
+    return day if day.year >= _FIRST_REAL_YEAR else None
+
+
+def _moment(value: object) -> datetime | None:
+    """Return a date-time from ISO 8601 text; anything unreadable becomes None."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def _integer(value: object) -> int | None:
+    """Return an integer from an int, an integral float or digits in text."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value.strip().split(".")[0])
+    return None
+
+
+def _names(value: object) -> list[str]:
+    """Return a list of names from a list of names, a single name or `[{"name": ...}]`."""
+    items = value if isinstance(value, list | tuple) else [value]
+    names = []
+    for item in items:
+        name = _text(item.get("name") if isinstance(item, Mapping) else item)
+        if name is not None:
+            names.append(name)
+    return names
+
+
+def _objects(value: object) -> list[Mapping[str, Any]]:
+    """Return the objects of a list (a lone object counts as a list of one)."""
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, Mapping)]
+    return []
+
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+Day = Annotated[date | None, BeforeValidator(_day)]
+Moment = Annotated[datetime | None, BeforeValidator(_moment)]
+Integer = Annotated[int | None, BeforeValidator(_integer)]
+Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+
+
+class _IsamsModel(BaseModel):
+    """Base of iSAMS records: camelCase on the wire, snake_case in Python, extras ignored."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,
+    )
+
+
+class IsoMapping(_IsamsModel):
+    """One row of a school's iSAMS Mappings Manager: an iSAMS name and its ISO codes.
+
+    The shape is not published; this is the project's assumption (`isams-fields.md`), e.g.
+    `{"iSAMSName": "Scottish", "isoCode2Char": "GB", "isoCode3Char": "GBR", "isoName": ...}`.
+    """
+
+    isams_name: Text = Field(
+        default=None, validation_alias=AliasChoices("iSAMSName", "isamsName", "isams_name")
+    )
+    iso_code2_char: Text = None
+    iso_code3_char: Text = None
+    iso_name: Text = None
+
+
+IsoMappings = Annotated[tuple[IsoMapping, ...], BeforeValidator(_objects)]
+
+
+class IsamsAddress(_IsamsModel):
+    """One of a student's `homeAddresses`."""
+
+    id: Text = None
+    address1: Text = None
+    address2: Text = None
+    address3: Text = None
+    town: Text = None
+    county: Text = None
+    postcode: Text = None
+    country: Text = None
+
+
+class IsamsStudent(_IsamsModel):
+    """A pupil as `GET /api/students/{schoolId}?expand=...IsoMappings` returns it."""
+
+    school_id: Annotated[str, BeforeValidator(_text)]
+    id: Text = None
+    school_code: Text = None
+    person_id: Text = None
+    person_guid: Text = None
+    title: Text = None
+    forename: Text = None
+    middlenames: Text = Field(
+        default=None, validation_alias=AliasChoices("middlenames", "middleNames")
+    )
+    surname: Text = None
+    preferred_name: Text = None
+    dob: Day = None
+    gender: Text = None
+    year_group: Integer = None
+    form_group: Text = None
+    enrolment_date: Day = None
+    school_email_address: Text = None
+    personal_email_address: Text = None
+    mobile_number: Text = None
+    nationalities: Names = ()
+    languages: Names = ()
+    resident_country: Text = None
+    home_addresses: Annotated[tuple[IsamsAddress, ...], BeforeValidator(_objects)] = ()
+    system_status: Text = None
+    leaving_date: Day = None
+    last_updated: Moment = None
+    nationality_iso_mappings: IsoMappings = ()
+    language_iso_mappings: IsoMappings = ()
+
+    @property
+    def is_current(self) -> bool:
+        """Tell whether iSAMS counts the pupil as on roll (`Current`, status 1)."""
+        status = (self.system_status or "").casefold()
+        return status in ("current", "1")
+
+    @property
+    def home_address(self) -> IsamsAddress | None:
+        """Return the first home address, the one that syncs."""
+        return self.home_addresses[0] if self.home_addresses else None
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return an aware UTC date-time; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_moment(value: object) -> datetime | None:
+    """Read an iSAMS or ledger timestamp (text or date-time) as aware UTC, or None."""
+    moment = _moment(value)
+    return as_utc(moment) if moment is not None else None

@@ -1,0 +1,267 @@
+"""Students: map an iSAMS pupil to ManageBac+ student fields, and plan the writes.
+
+DESIGN §3 "Students" and "Precise semantics". Pure: the consumer loads the iSAMS record and
+the ledger's `PushedState`, calls `plan_student`, applies the plan's writes and records
+`plan.state`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+
+from consumers.domain.isams import IsamsStudent
+from consumers.domain.iso import language_codes, nationality_codes
+from consumers.domain.plan import (
+    Action,
+    Archive,
+    Create,
+    Fields,
+    FieldValue,
+    NoChange,
+    Plan,
+    PushedState,
+    Skip,
+    Unarchive,
+    Update,
+)
+
+NOT_CURRENT = "not current in iSAMS"
+DELETED = "deleted in iSAMS"
+UNREADABLE = "iSAMS record is unreadable"
+_REQUIRED = ("schoolCode", "forename", "surname")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+")
+_YEAR_GROUP = "year_group_id"
+
+
+@dataclass(frozen=True, slots=True)
+class StudentRules:
+    """One school's settings that student mapping needs (built by adapters from `School`).
+
+    `year_groups` maps the iSAMS NC year to a ManageBac+ `year_group_id`; a year not in it
+    is not synced.
+    """
+
+    year_groups: Mapping[int, int]
+    placeholder_email_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class MappedStudent:
+    """A pupil as ManageBac+ fields: the full desired state, empty values left out."""
+
+    fields: Fields
+    create_only: Fields
+    warnings: tuple[str, ...]
+
+
+def parse_student(raw: object) -> IsamsStudent | Skip:
+    """Read an iSAMS REST student record; a record that cannot be read is a `Skip`.
+
+    The reason names the unreadable fields only (their values may be personal data).
+    """
+    if not isinstance(raw, Mapping):
+        return Skip(f"{UNREADABLE}: not a JSON object")
+    try:
+        return IsamsStudent.model_validate(raw)
+    except ValidationError as exc:
+        fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
+        return Skip(f"{UNREADABLE}: {', '.join(fields) or 'record'}")
+
+
+def map_student(record: IsamsStudent, rules: StudentRules) -> MappedStudent | Skip:
+    """Map a pupil as for creating them; `Skip` names what creation would lack.
+
+    Required: `schoolCode`, `forename`, `surname` and a `yearGroup` in `year_groups`.
+    Whether the pupil is current is the plan's concern, not the mapping's.
+    """
+    mapped = _map(record, rules)
+    reason = _missing(record, rules, with_year_group=True)
+    return Skip(reason) if reason else mapped
+
+
+def plan_student(
+    record: IsamsStudent | None,
+    rules: StudentRules,
+    previous: PushedState | None,
+    event_deleted: bool,
+    today: date,
+) -> Plan:
+    """Decide what to write to ManageBac+ for one pupil.
+
+    - `record` None means iSAMS no longer has the pupil (treated like `student.deleted`).
+    - Not current, or deleted: archive (`withdrawn_on` = leavingDate, else today) when
+      ManageBac+ has the pupil unarchived; otherwise skip.
+    - New: create (empty values left out, `attendance_start_date` from enrolmentDate).
+    - Archived before and current again: unarchive, then write the whole current state
+      (year group included, as archiving removed it). Like a creation, this needs a mapped
+      year group; without one the pupil stays archived and the plan is a skip.
+    - Synced before: write only changed fields; a field pushed before and now empty is
+      cleared (`""`, or `[]` for lists). The placeholder e-mail is replaced by the same rule.
+    - Synced before but `yearGroup` now empty or unmapped: the pupil stays in ManageBac+,
+      their year group there is left as it was (iSAMS gives nothing to move them to, and
+      clearing `year_group_id` is no documented write), other fields still sync, and a
+      warning says so. Archiving them instead would hide a pupil who is still on roll because of a
+      settings gap.
+    - Missing `schoolCode`, `forename` or `surname`: skip, even when synced before (these are
+      the match key and required names; clearing them would break the ManageBac+ record).
+    """
+    if event_deleted or record is None or not record.is_current:
+        gone = DELETED if event_deleted or record is None else NOT_CURRENT
+        return _leave(record, previous, gone, today)
+
+    mapped = _map(record, rules)
+    warnings = mapped.warnings
+    if previous is None or previous.archived:
+        reason = _missing(record, rules, with_year_group=True)
+        if reason:
+            return Plan(actions=(Skip(reason),), state=previous, warnings=warnings)
+        if previous is None:
+            create = Create(payload=mapped.fields, create_only=mapped.create_only)
+            return Plan(actions=(create,), state=PushedState(mapped.fields), warnings=warnings)
+        rewrite = Update(changes=_diff(mapped.fields, previous.fields, full=True))
+        state = PushedState(mapped.fields, archived=False, managebac_id=previous.managebac_id)
+        return Plan(actions=(Unarchive(), rewrite), state=state, warnings=warnings)
+
+    reason = _missing(record, rules, with_year_group=False)
+    if reason:
+        return Plan(actions=(Skip(reason),), state=previous, warnings=warnings)
+    desired = dict(mapped.fields)
+    if _YEAR_GROUP not in desired:
+        warnings = (*warnings, _year_group_kept(record))
+        if _YEAR_GROUP in previous.fields:
+            desired[_YEAR_GROUP] = previous.fields[_YEAR_GROUP]
+    changes = _diff(desired, previous.fields, full=False)
+    state = PushedState(desired, archived=False, managebac_id=previous.managebac_id)
+    action: Action = Update(changes=changes) if changes else NoChange()
+    return Plan(actions=(action,), state=state, warnings=warnings)
+
+
+def _leave(
+    record: IsamsStudent | None, previous: PushedState | None, reason: str, today: date
+) -> Plan:
+    """Archive a pupil who left iSAMS, if ManageBac+ still has them active."""
+    if previous is None or previous.archived:
+        return Plan(actions=(Skip(reason),), state=previous)
+    withdrawn_on = (record.leaving_date if record is not None else None) or today
+    state = PushedState(previous.fields, archived=True, managebac_id=previous.managebac_id)
+    return Plan(actions=(Archive(withdrawn_on=withdrawn_on),), state=state)
+
+
+def _missing(record: IsamsStudent, rules: StudentRules, with_year_group: bool) -> str | None:
+    """Say which required iSAMS fields are missing, or None when all are there."""
+    values = (record.school_code, record.forename, record.surname)
+    missing = [name for name, value in zip(_REQUIRED, values, strict=True) if value is None]
+    if with_year_group and record.year_group is None:
+        missing.append("yearGroup")
+    parts = [f"missing in iSAMS: {', '.join(missing)}"] if missing else []
+    year = record.year_group
+    if with_year_group and year is not None and year not in rules.year_groups:
+        parts.append(f"yearGroup {year} is not in mappings.year_groups")
+    return "; ".join(parts) or None
+
+
+def _year_group_kept(record: IsamsStudent) -> str:
+    what = (
+        "yearGroup is empty in iSAMS"
+        if record.year_group is None
+        else f"yearGroup {record.year_group} is not in mappings.year_groups"
+    )
+    return f"{what}; the ManageBac+ year group was left unchanged"
+
+
+def _map(record: IsamsStudent, rules: StudentRules) -> MappedStudent:
+    """Map every field the students table names; empty values are left out."""
+    warnings: list[str] = []
+    address = record.home_address
+    fields: dict[str, FieldValue | None] = {
+        "first_name": record.forename,
+        "middle_name": record.middlenames,
+        "last_name": record.surname,
+        "nickname": record.preferred_name,
+        "birthday": record.dob.isoformat() if record.dob else None,
+        "gender": _gender(record.gender, warnings),
+        _YEAR_GROUP: rules.year_groups.get(record.year_group)
+        if record.year_group is not None
+        else None,
+        "email": _email(record, rules, warnings),
+        "mobile_phone_number": record.mobile_number,
+        "street_address": address.address1 if address else None,
+        "street_address_ii": address.address2 if address else None,
+        "city": address.town if address else None,
+        "state": address.county if address else None,
+        "zipcode": address.postcode if address else None,
+        "identifier": record.school_id,
+        "student_id": record.school_code,
+    }
+    nationalities, nationality_warnings = nationality_codes(
+        record.nationalities, record.nationality_iso_mappings
+    )
+    languages, language_warnings = language_codes(record.languages, record.language_iso_mappings)
+    fields["nationalities"] = nationalities
+    fields["languages"] = languages
+    warnings += nationality_warnings + language_warnings
+    create_only: Fields = {}
+    if record.enrolment_date is not None:
+        create_only["attendance_start_date"] = record.enrolment_date.isoformat()
+    present: Fields = {
+        name: value for name, value in fields.items() if value is not None and not _empty(value)
+    }
+    return MappedStudent(fields=present, create_only=create_only, warnings=tuple(warnings))
+
+
+def _gender(value: str | None, warnings: list[str]) -> str | None:
+    if value is None:
+        return None
+    folded = value.casefold()
+    if folded in ("m", "male"):
+        return "Male"
+    if folded in ("f", "female"):
+        return "Female"
+    warnings.append("gender: the iSAMS value is not M or F, so no gender was sent")
+    return None
+
+
+def _email(record: IsamsStudent, rules: StudentRules, warnings: list[str]) -> str:
+    """Return the school e-mail, or the placeholder `<schoolCode>@<domain>` until iSAMS has one."""
+    email = record.school_email_address
+    if email is not None and _EMAIL.fullmatch(email):
+        return email
+    if email is not None:
+        warnings.append(
+            "schoolEmailAddress: not a valid e-mail address in iSAMS; "
+            "a placeholder address was sent instead"
+        )
+    else:
+        warnings.append(
+            "schoolEmailAddress: empty in iSAMS; a placeholder address was sent until iSAMS has one"
+        )
+    local = _UNSAFE_LOCAL.sub("-", record.school_code or "").strip(".-")
+    if not local:
+        local = "student-" + _UNSAFE_LOCAL.sub("-", record.school_id).strip(".-")
+    return f"{local}@{rules.placeholder_email_domain.lstrip('@')}"
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == "" or value == [] or value == ()
+
+
+def _diff(desired: Mapping[str, FieldValue], pushed: Mapping[str, Any], full: bool) -> Fields:
+    """Return the fields to write: changed ones (all, when `full`), plus clears.
+
+    A field pushed before and now absent is cleared with `""` (`[]` for lists), since
+    ManageBac+ ignores nulls.
+    """
+    changes: Fields = {
+        name: value for name, value in desired.items() if full or pushed.get(name) != value
+    }
+    for name, old in pushed.items():
+        if name not in desired and not _empty(old):
+            changes[name] = [] if isinstance(old, list | tuple) else ""
+    return changes
