@@ -1,0 +1,31 @@
+"""Dependency aliases for routes: what `create_app` built, fetched from the app's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.metrics import IngestMetrics
+from app.publisher import Publisher
+from app.security import WebhookVerifier
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """Everything the webhook route needs, built once by `create_app`."""
+
+    verifiers: dict[str, WebhookVerifier]
+    publisher: Publisher
+    topic: str
+    metrics: IngestMetrics
+
+
+def get_ingest(request: Request) -> IngestContext:
+    context = request.app.state.ingest
+    assert isinstance(context, IngestContext)
+    return context
+
+
+IngestDep = Annotated[IngestContext, Depends(get_ingest)]

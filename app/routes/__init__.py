@@ -1,0 +1,1 @@
+"""HTTP routes of the ingest service, one router per resource."""

@@ -1,0 +1,511 @@
+"""The webhook endpoint against the real broker: what is answered, and what lands on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from fastapi import FastAPI
+
+from app.events import QueuedChange
+from app.main import create_app
+from app.publisher import KafkaPublisher, Publisher
+from app.settings import Settings, Topics
+from consumers.adapters.kafka_admin import ping
+from tests.integration.ingest_support import (
+    NEW_SECRET,
+    SCHOOL,
+    STRANGER_SECRET,
+    TcpGate,
+    dumps,
+    event,
+    free_port,
+    schools_file,
+    signed_headers,
+)
+
+pytestmark = pytest.mark.kafka
+
+URL = f"/v1/webhooks/isams/{SCHOOL}"
+PROBLEM = "application/problem+json"
+
+
+def settings_for(bootstrap: str, prefix: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "kafka_topic_prefix": prefix,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path}/var/sync.db",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def prefix_of(topics: Topics) -> str:
+    return topics.changes.removesuffix("isams.changes")
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give a client that talks to it in-process."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c,
+    ):
+        yield c
+
+
+@pytest.fixture
+async def publisher(kafka_bootstrap: str) -> AsyncIterator[KafkaPublisher]:
+    started = KafkaPublisher(kafka_bootstrap)
+    await started.start()
+    assert started.connected
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def client(
+    kafka_bootstrap: str, topics: Topics, publisher: Publisher, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings_for(kafka_bootstrap, prefix_of(topics), tmp_path)
+    async with serving(create_app(settings, schools_file(), publisher)) as c:
+        yield c
+
+
+@asynccontextmanager
+async def assigned(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """Yield a group-less consumer holding every partition of `topic`, from the start."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        for _ in range(200):  # assignment happens in the background, after a metadata fetch
+            if consumer.assignment():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"no partitions of {topic} assigned within 10 s")
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read `expected` records from the start of `topic` (10 s at most)."""
+    async with assigned(bootstrap, topic) as consumer:
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + 10
+        while len(records) < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            records.extend(record for batch in batches.values() for record in batch)
+        return records
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Return how many records `topic` holds (end offsets: exact once acks=all returned)."""
+    async with assigned(bootstrap, topic) as consumer:
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        return sum(ends.values())
+
+
+def assert_problem(response: httpx.Response, status: int, path: str = URL) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "instance"} <= body.keys()
+    assert body["status"] == status
+    assert body["instance"] == path
+    return body
+
+
+# --- accepted -------------------------------------------------------------------------------
+
+
+async def test_signed_event_is_queued_with_key_value_and_headers(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
+) -> None:
+    body = dumps(event("student", "updated", "145629077495"))
+    response = await client.post(
+        URL, content=body, headers=signed_headers(body, webhook_id="msg_1")
+    )
+
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 1}
+    [record] = await read_all(kafka_bootstrap, topics.changes, expected=1)
+    assert record.key == f"{SCHOOL}:student:145629077495".encode()
+    queued = QueuedChange.from_bytes(record.value)
+    assert (queued.type, queued.school, queued.webhook_id) == ("student.updated", SCHOOL, "msg_1")
+    assert queued.data.schoolId == "145629077495"
+    assert abs(queued.received_at - datetime.now(UTC)) < timedelta(minutes=1)
+    headers = dict(record.headers)
+    assert headers["webhook-id"] == b"msg_1"
+    assert headers["school"] == SCHOOL.encode()
+    assert headers["type"] == b"student.updated"
+
+
+async def test_signed_batch_is_queued_one_message_per_event(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
+) -> None:
+    fat = event("student", "created", "S1") | {
+        "data": {"schoolId": "S1", "record": {"forename": "Ada", "yearGroup": 7}}
+    }
+    batch = [fat, event("contact", "updated", "C1"), event("staff", "deleted", "T1")]
+    body = dumps(batch)
+    response = await client.post(URL, content=body, headers=signed_headers(body, webhook_id="b1"))
+
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 3}
+    records = await read_all(kafka_bootstrap, topics.changes, expected=3)
+    by_key = {record.key: QueuedChange.from_bytes(record.value) for record in records if record.key}
+    assert set(by_key) == {
+        f"{SCHOOL}:student:S1".encode(),
+        f"{SCHOOL}:contact:C1".encode(),
+        f"{SCHOOL}:staff:T1".encode(),
+    }
+    assert by_key[f"{SCHOOL}:student:S1".encode()].data.record == {
+        "forename": "Ada",
+        "yearGroup": 7,
+    }
+    assert {dict(record.headers)["type"] for record in records} == {
+        b"student.created",
+        b"contact.updated",
+        b"staff.deleted",
+    }
+
+
+async def test_the_new_secret_of_a_rotation_verifies_too(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
+) -> None:
+    body = dumps(event())
+    response = await client.post(URL, content=body, headers=signed_headers(body, secret=NEW_SECRET))
+
+    assert response.status_code == 202, response.text
+    assert await topic_size(kafka_bootstrap, topics.changes) == 1
+
+
+async def test_json_subtype_and_charset_are_accepted(client: httpx.AsyncClient) -> None:
+    body = dumps(event())
+    headers = signed_headers(body, content_type="application/cloudevents+json; charset=UTF-8")
+    response = await client.post(URL, content=body, headers=headers)
+    assert response.status_code == 202, response.text
+
+
+# --- refused: every 4xx row of DESIGN §2.2, and nothing on the topic -----------------------
+
+Build = Callable[[], tuple[str, bytes, dict[str, str]]]
+
+
+def signed(document: Any, **kwargs: Any) -> Build:
+    def build() -> tuple[str, bytes, dict[str, str]]:
+        body = document if isinstance(document, bytes) else dumps(document)
+        return URL, body, signed_headers(body, **kwargs)
+
+    return build
+
+
+def stale_timestamp() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    return URL, body, signed_headers(body, at=datetime.now(UTC) - timedelta(minutes=6))
+
+
+def future_timestamp() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    return URL, body, signed_headers(body, at=datetime.now(UTC) + timedelta(minutes=6))
+
+
+def missing_headers() -> tuple[str, bytes, dict[str, str]]:
+    return URL, dumps(event()), {"content-type": "application/json"}
+
+
+def tampered() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    return URL, body.replace(b"145629077495", b"145629077496"), signed_headers(body)
+
+
+def malformed_signature() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    return URL, body, signed_headers(body) | {"webhook-signature": "v1,not base64!"}
+
+
+def unknown_school() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    return "/v1/webhooks/isams/no-such-school", body, signed_headers(body)
+
+
+def too_large() -> tuple[str, bytes, dict[str, str]]:
+    padding = "x" * (1024 * 1024)
+    body = dumps(event() | {"data": {"schoolId": "1", "record": {"pad": padding}}})
+    return URL, body, signed_headers(body)
+
+
+def wrong_content_type(content_type: str) -> Build:
+    def build() -> tuple[str, bytes, dict[str, str]]:
+        body = dumps(event())
+        return URL, body, signed_headers(body, content_type=content_type)
+
+    return build
+
+
+def no_content_type() -> tuple[str, bytes, dict[str, str]]:
+    body = dumps(event())
+    headers = signed_headers(body)
+    del headers["content-type"]
+    return URL, body, headers
+
+
+def latin1() -> tuple[str, bytes, dict[str, str]]:
+    body = '{"type": "student.updated", "note": "caf\u00e9"}'.encode("latin-1")
+    return URL, body, signed_headers(b"{}") | {"webhook-id": "msg_test"}
+
+
+REFUSALS: list[tuple[str, Build, int, str, list[str] | None]] = [
+    ("malformed JSON", signed(b'{"type": "student.updated",'), 400, "invalid-json", None),
+    ("JSON not UTF-8", latin1, 400, "invalid-json", None),
+    ("bad signature", signed(event(), secret=STRANGER_SECRET), 401, "invalid-signature", None),
+    ("tampered body", tampered, 401, "invalid-signature", None),
+    ("stale timestamp", stale_timestamp, 401, "invalid-signature", None),
+    ("future timestamp", future_timestamp, 401, "invalid-signature", None),
+    ("missing headers", missing_headers, 401, "invalid-signature", None),
+    ("malformed signature", malformed_signature, 401, "invalid-signature", None),
+    ("unknown school", unknown_school, 404, "unknown-school", None),
+    ("body over 1 MiB", too_large, 413, "payload-too-large", None),
+    ("text/plain", wrong_content_type("text/plain"), 415, "unsupported-media-type", None),
+    ("no content type", no_content_type, 415, "unsupported-media-type", None),
+    (
+        "JSON in latin-1",
+        wrong_content_type("application/json; charset=iso-8859-1"),
+        415,
+        "unsupported-media-type",
+        None,
+    ),
+    (
+        "unknown type",
+        signed(event() | {"type": "student.promoted"}),
+        422,
+        "invalid-event",
+        ["/type"],
+    ),
+    (
+        "missing id, in a batch",
+        signed(
+            [event(), {"type": "student.updated", "timestamp": "2026-11-28T10:00:00Z", "data": {}}]
+        ),
+        422,
+        "invalid-event",
+        ["/1/data/schoolId"],
+    ),
+    (
+        "missing contact ids",
+        signed([{"type": "contact.created", "timestamp": "2026-11-28T10:00:00Z", "data": {}}]),
+        422,
+        "invalid-event",
+        ["/0/data/id"],  # the model reports the first missing id
+    ),
+    ("over 500 events", signed([event()] * 501), 422, "invalid-event", [""]),
+    ("empty batch", signed([]), 422, "invalid-event", [""]),
+    ("not an event", signed(42), 422, "invalid-event", [""]),
+    (
+        "one bad event spoils the batch",
+        signed([event(), event(), event() | {"timestamp": "yesterday"}]),
+        422,
+        "invalid-event",
+        ["/2/timestamp"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "status", "slug", "pointers"),
+    [pytest.param(*row[1:], id=row[0]) for row in REFUSALS],
+)
+async def test_refusals_answer_problem_json_and_queue_nothing(
+    client: httpx.AsyncClient,
+    kafka_bootstrap: str,
+    topics: Topics,
+    build: Build,
+    status: int,
+    slug: str,
+    pointers: list[str] | None,
+) -> None:
+    path, body, headers = build()
+    response = await client.post(path, content=body, headers=headers)
+
+    problem = assert_problem(response, status, path)
+    assert problem["type"].endswith(f"problems/{slug}")
+    if pointers is None:
+        assert "errors" not in problem
+    else:
+        assert [error["pointer"] for error in problem["errors"]] == pointers
+    assert await topic_size(kafka_bootstrap, topics.changes) == 0
+
+
+async def test_a_401_names_the_scheme(client: httpx.AsyncClient) -> None:
+    _, body, headers = missing_headers()
+    response = await client.post(URL, content=body, headers=headers)
+    assert_problem(response, 401)
+    assert "WWW-Authenticate" in response.headers
+
+
+async def test_a_chunked_huge_body_is_refused_without_reading_it_all(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
+) -> None:
+    chunk = b"x" * 65536
+    total_chunks = 64  # 4 MiB offered
+    sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(total_chunks):
+            sent += 1
+            yield chunk
+
+    response = await client.post(
+        URL, content=stream(), headers=signed_headers(b"") | {"webhook-id": "chunked"}
+    )
+
+    assert_problem(response, 413)
+    assert "content-length" not in response.request.headers
+    assert sent <= 1024 * 1024 // len(chunk) + 1 < total_chunks
+    assert await topic_size(kafka_bootstrap, topics.changes) == 0
+
+
+async def test_routing_errors_are_problems_too(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/no/such/route"), 404, "/no/such/route")
+    response = await client.get(URL)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+# --- health, readiness, metrics ----------------------------------------------------------
+
+
+async def test_health_ready_and_metrics(client: httpx.AsyncClient) -> None:
+    body = dumps([event(), event("staff", "updated", "T9")])
+    await client.post(URL, content=body, headers=signed_headers(body))
+    await client.post(URL, content=body, headers=signed_headers(body, secret=STRANGER_SECRET))
+    await client.post("/v1/webhooks/isams/someone-else", content=body, headers=signed_headers(body))
+
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"kafka": "ok", "ledger": "ok"},
+        "failed": [],
+    }
+    metrics = (await client.get("/metrics")).text
+    assert f'isams_sync_webhook_requests_total{{school="{SCHOOL}",status="202"}} 1.0' in metrics
+    assert f'isams_sync_webhook_requests_total{{school="{SCHOOL}",status="401"}} 1.0' in metrics
+    assert 'isams_sync_webhook_requests_total{school="unknown",status="404"} 1.0' in metrics
+    assert f'isams_sync_events_accepted_total{{school="{SCHOOL}"}} 2.0' in metrics
+    assert "isams_sync_publish_duration_seconds_count 1.0" in metrics
+
+
+async def test_readyz_names_a_ledger_that_does_not_answer(
+    kafka_bootstrap: str, topics: Topics, publisher: Publisher, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        kafka_bootstrap,
+        prefix_of(topics),
+        tmp_path,
+        database_url=f"postgresql+asyncpg://sync:unused@127.0.0.1:{free_port()}/sync",
+    )
+    async with serving(create_app(settings, schools_file(), publisher)) as client:
+        response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["ledger"]
+
+
+# --- Kafka unavailable ---------------------------------------------------------------------
+
+
+async def test_kafka_unreachable_answers_503_with_retry_after(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    down = KafkaPublisher(closed, reconnect_interval=60)
+    await down.start()
+    settings = settings_for(closed, prefix_of(topics), tmp_path)
+    try:
+        async with serving(create_app(settings, schools_file(), down)) as client:
+            body = dumps(event())
+            started = time.monotonic()
+            response = await client.post(URL, content=body, headers=signed_headers(body))
+            elapsed = time.monotonic() - started
+            ready = await client.get("/readyz")
+            alive = await client.get("/healthz")
+    finally:
+        await down.stop()
+
+    problem = assert_problem(response, 503)
+    assert problem["type"].endswith("problems/kafka-unavailable")
+    assert int(response.headers["retry-after"]) >= 1
+    assert elapsed < 5
+    assert ready.status_code == 503
+    assert ready.json()["failed"] == ["kafka"]
+    assert alive.status_code == 200
+    assert await topic_size(kafka_bootstrap, topics.changes) == 0
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def test_serve_starts_without_kafka_then_recovers_and_creates_the_topics(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The app's own publisher: down at start-up, then Kafka "comes back" (a gate opens)."""
+    gate = TcpGate(free_port(), kafka_bootstrap)
+    prefix = f"test-recover-{time.monotonic_ns()}."
+    settings = settings_for(f"127.0.0.1:{gate.port}", prefix, tmp_path)
+    body = dumps(event())
+    try:
+        async with serving(create_app(settings, schools_file())) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            before = await client.get("/readyz")
+            refused = await client.post(URL, content=body, headers=signed_headers(body))
+
+            await gate.open()
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            assert await wait_for(ready, seconds=20)
+            accepted = await client.post(URL, content=body, headers=signed_headers(body))
+    finally:
+        await gate.close()
+
+    assert before.status_code == 503
+    assert before.json()["failed"] == ["kafka"]
+    assert_problem(refused, 503)
+    assert "retry-after" in refused.headers
+    assert accepted.status_code == 202, accepted.text
+    assert await ping(kafka_bootstrap, timeout=5)
+    topics = Topics.with_prefix(prefix)
+    for name in topics.all():
+        assert await topic_size(kafka_bootstrap, name) == (1 if name == topics.changes else 0)
+
+
+async def test_the_ledger_directory_is_created(
+    kafka_bootstrap: str, topics: Topics, publisher: Publisher, tmp_path: Path
+) -> None:
+    settings = settings_for(kafka_bootstrap, prefix_of(topics), tmp_path)
+    assert not (tmp_path / "var").exists()
+    async with serving(create_app(settings, schools_file(), publisher)) as client:
+        assert (await client.get("/readyz")).status_code == 200
+    assert (tmp_path / "var").is_dir()

@@ -1,0 +1,126 @@
+"""Settings and the schools file: every error names the setting, never echoes a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import ConfigError, Settings, load_schools, load_settings
+
+SCHOOL_YAML = """\
+schools:
+  - id: {school_id}
+    webhook_secrets: ["{secret}"]
+    isams:
+      base_url: https://demo.isams.cloud
+      client_id: sync-client
+      client_secret: ${{ISAMS_CLIENT_SECRET}}
+    managebac:
+      base_url: https://api.managebac.com
+      token: ${{MANAGEBAC_TOKEN}}
+"""
+GOOD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ENVIRON = {"ISAMS_CLIENT_SECRET": "isams-secret-value", "MANAGEBAC_TOKEN": "mb-token-value"}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own SYNC_* variables out of these tests."""
+    for name in list(Settings.model_fields):
+        monkeypatch.delenv(f"SYNC_{name.upper()}", raising=False)
+
+
+def write_schools(
+    tmp_path: Path, school_id: str = "demo-school", secret: str = GOOD_SECRET
+) -> Path:
+    path = tmp_path / "schools.yaml"
+    path.write_text(SCHOOL_YAML.format(school_id=school_id, secret=secret), encoding="utf-8")
+    return path
+
+
+def test_defaults_match_the_design() -> None:
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.database_url == "sqlite+aiosqlite:///./var/sync.db"
+    assert settings.topics.all() == ("isams.changes", "isams.changes.retry", "isams.changes.dlq")
+
+
+def test_topic_prefix_is_prepended_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNC_KAFKA_TOPIC_PREFIX", "staging.")
+    assert load_settings().topics.changes == "staging.isams.changes"
+
+
+def test_an_unknown_database_driver_names_sync_database_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNC_DATABASE_URL", "mysql://sync:hunter2-password@db/sync")
+    with pytest.raises(ConfigError, match="SYNC_DATABASE_URL") as caught:
+        load_settings()
+    assert "hunter2-password" not in str(caught.value)
+
+
+def test_a_short_admin_token_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNC_ADMIN_TOKEN", "short-tok")
+    with pytest.raises(ConfigError, match="SYNC_ADMIN_TOKEN") as caught:
+        load_settings()
+    assert "short-tok" not in str(caught.value)
+
+
+def test_a_bad_log_level_names_sync_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNC_LOG_LEVEL", "chatty")
+    with pytest.raises(ConfigError, match="SYNC_LOG_LEVEL"):
+        load_settings()
+
+
+def test_log_level_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNC_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_schools_file_expands_variables(tmp_path: Path) -> None:
+    schools = load_schools(write_schools(tmp_path), environ=ENVIRON)
+    school = schools.by_id()["demo-school"]
+    assert school.isams.client_secret.get_secret_value() == "isams-secret-value"
+    assert school.managebac.token.get_secret_value() == "mb-token-value"
+
+
+def test_a_missing_variable_is_named(tmp_path: Path) -> None:
+    environ = {"ISAMS_CLIENT_SECRET": "x"}
+    with pytest.raises(ConfigError, match="MANAGEBAC_TOKEN is not set"):
+        load_schools(write_schools(tmp_path), environ=environ)
+
+
+@pytest.mark.parametrize("school_id", ["Demo School", "demo_school", "-demo", ""])
+def test_a_bad_school_id_is_named(tmp_path: Path, school_id: str) -> None:
+    with pytest.raises(ConfigError, match=r"schools\.0\.id"):
+        load_schools(write_schools(tmp_path, school_id=f'"{school_id}"'), environ=ENVIRON)
+
+
+def test_a_secret_without_the_whsec_prefix_is_named_not_shown(tmp_path: Path) -> None:
+    path = write_schools(tmp_path, secret="plain-secret-value")
+    with pytest.raises(ConfigError, match=r"schools\.0\.webhook_secrets") as caught:
+        load_schools(path, environ=ENVIRON)
+    assert "plain-secret-value" not in str(caught.value)
+
+
+def test_repeated_school_ids_are_named(tmp_path: Path) -> None:
+    path = write_schools(tmp_path)
+    one_school = path.read_text(encoding="utf-8").removeprefix("schools:\n")
+    path.write_text("schools:\n" + one_school + one_school, encoding="utf-8")
+    with pytest.raises(ConfigError, match="repeated: demo-school"):
+        load_schools(path, environ=ENVIRON)
+
+
+def test_an_unreadable_schools_file_names_sync_schools_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SYNC_SCHOOLS_FILE"):
+        load_schools(tmp_path / "absent.yaml", environ=ENVIRON)
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "schools.yaml"
+    path.write_text("schools: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_schools(path, environ=ENVIRON)
