@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.settings import Topics
-from consumers.adapters.kafka_admin import ensure_topics, ping
+from consumers.adapters.kafka_admin import delete_topics, ensure_topics, ping
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +36,4 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[Topics]:
     names = Topics.with_prefix(prefix)
     await ensure_topics(kafka_bootstrap, names.all(), partitions=3)
     yield names
+    await delete_topics(kafka_bootstrap, names.all())

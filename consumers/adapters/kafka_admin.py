@@ -116,6 +116,15 @@ async def ensure_topics(
         ) from None
 
 
+async def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete topics that exist (tests clean up after themselves); missing ones are fine."""
+    async with asyncio.timeout(timeout), _admin(bootstrap, timeout) as admin:
+        existing = set(await admin.list_topics())
+        doomed = sorted(set(topics) & existing)
+        if doomed:
+            await admin.delete_topics(doomed)
+
+
 async def _create_and_wait(
     bootstrap: str, names: list[str], partitions: int, replication_factor: int, timeout: float
 ) -> None:
