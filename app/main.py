@@ -21,10 +21,11 @@ from app.events import ChangeEvent
 from app.metrics import IngestMetrics, new_registry
 from app.problems import Problem, install_problem_handlers
 from app.publisher import KafkaPublisher, Publisher
-from app.routes import health, webhooks
+from app.routes import admin, health, webhooks
 from app.security import build_verifiers
 from app.settings import SchoolsFile, Settings
 from consumers.adapters.kafka_admin import ensure_topics
+from consumers.adapters.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,20 @@ def create_app(
 
         owned = KafkaPublisher(settings.kafka_bootstrap, prepare=create_topics)
         publisher = owned
-    ledger = health.DatabaseProbe(settings.database_url)
+    ledger = Ledger.from_url(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if owned is not None:
             await owned.start()
-        await ledger.start()
+        try:
+            await ledger.create_schema()
+        except Exception as exc:  # the database may come later; /readyz says so meanwhile
+            log.warning("ledger unavailable at start-up", extra={"error": type(exc).__name__})
         try:
             yield
         finally:
-            await ledger.stop()
+            await ledger.close()
             if owned is not None:
                 await owned.stop()
 
@@ -82,10 +86,18 @@ def create_app(
         topic=topics.changes,
         metrics=IngestMetrics(registry),
     )
+    app.state.admin = admin.AdminContext(
+        token=settings.admin_token,
+        schools=frozenset(school.id for school in schools.schools),
+        ledger=ledger,
+    )
     install_problem_handlers(app)
     app.include_router(webhooks.router)
+    app.include_router(admin.router)
     app.include_router(
-        health.build_health_router({"kafka": publisher.ping, "ledger": ledger}, registry=registry)
+        health.build_health_router(
+            {"kafka": publisher.ping, "ledger": ledger.ping}, registry=registry
+        )
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Response
@@ -17,9 +16,6 @@ from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
@@ -113,33 +109,3 @@ async def _run(name: str, check: ReadinessCheck, timeout: float) -> tuple[CheckS
     except Exception as exc:  # a probe reports failure, it never fails the request
         return "failed", exc.__class__.__name__
     return ("ok", "") if ok else ("failed", "answered not ready")
-
-
-class DatabaseProbe:
-    """Own an async engine for the ledger database and answer `SELECT 1` as a readiness check.
-
-    For SQLite the file's directory is created on start, so the default `./var/sync.db`
-    works on a fresh checkout.
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._engine: AsyncEngine | None = None
-
-    async def start(self) -> None:
-        url = make_url(self._url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self._engine = create_async_engine(self._url, pool_pre_ping=True)
-
-    async def stop(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-    async def __call__(self) -> bool:
-        if self._engine is None:
-            return False
-        async with self._engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return True

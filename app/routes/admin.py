@@ -1,0 +1,120 @@
+"""The admin API (DESIGN §2.5): bearer-token protected; answers 403 while no token is set.
+
+Explain: why is this record (not) in ManageBac+? Read from the ledger, never from the
+people systems, so support can ask it as often as they like.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, SecretStr
+
+from app.problems import ProblemError, problem_responses
+from consumers.adapters.ledger import Ledger
+from consumers.explain import describe
+
+RecordKind = Literal["student", "contact", "staff"]
+
+
+@dataclass(frozen=True)
+class AdminContext:
+    """What the admin routes need, built once by `create_app`."""
+
+    token: SecretStr | None
+    schools: frozenset[str]
+    ledger: Ledger
+
+
+def _context(request: Request) -> AdminContext:
+    context = request.app.state.admin
+    assert isinstance(context, AdminContext)
+    return context
+
+
+def require_admin(request: Request) -> AdminContext:
+    """Let the request through only with `Authorization: Bearer $SYNC_ADMIN_TOKEN`."""
+    context = _context(request)
+    if context.token is None:
+        raise ProblemError(
+            403,
+            "admin-disabled",
+            "Admin API disabled",
+            "The admin API is off until SYNC_ADMIN_TOKEN is set.",
+        )
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    expected = context.token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
+        raise ProblemError(
+            401,
+            "admin-unauthorized",
+            "Admin token required",
+            "Send Authorization: Bearer <SYNC_ADMIN_TOKEN>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return context
+
+
+AdminDep = Annotated[AdminContext, Depends(require_admin)]
+
+
+class RecordExplanation(BaseModel):
+    """Where one iSAMS record stands in ManageBac+, and why."""
+
+    school: str
+    kind: RecordKind
+    isams_id: str
+    status: Literal["synced", "archived", "skipped", "failed", "not_seen"]
+    managebac_id: int | None = None
+    reason: str | None = None
+    warnings: list[str] = []
+    last_received_at: datetime | None = None
+    last_applied_at: datetime | None = None
+    explanation: str
+
+
+router = APIRouter(prefix="/v1/schools", tags=["admin"])
+
+
+@router.get(
+    "/{school_id}/records/{kind}/{isams_id}",
+    operation_id="explainRecord",
+    summary="Say why a record is or is not in ManageBac+",
+    responses=problem_responses(
+        {
+            401: "Missing or wrong admin token",
+            403: "Admin API disabled (SYNC_ADMIN_TOKEN unset)",
+            404: "Unknown school",
+        }
+    ),
+)
+async def explain_record(
+    admin: AdminDep,
+    school_id: Annotated[str, Path(max_length=64)],
+    kind: RecordKind,
+    isams_id: Annotated[str, Path(min_length=1, max_length=64)],
+) -> RecordExplanation:
+    if school_id not in admin.schools:
+        raise ProblemError(404, "unknown-school", "Unknown school", "No such school is configured.")
+    record = await admin.ledger.get(school_id, kind, isams_id)
+    text = describe(record, kind, isams_id)
+    if record is None:
+        return RecordExplanation(
+            school=school_id, kind=kind, isams_id=isams_id, status="not_seen", explanation=text
+        )
+    return RecordExplanation(
+        school=school_id,
+        kind=kind,
+        isams_id=isams_id,
+        status=record.status.value,
+        managebac_id=record.managebac_id,
+        reason=record.reason,
+        warnings=list(record.warnings),
+        last_received_at=record.last_received_at,
+        last_applied_at=record.last_applied_at,
+        explanation=text,
+    )
