@@ -13,7 +13,9 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    Index,
     Integer,
+    Select,
     String,
     Text,
     select,
@@ -32,12 +34,18 @@ class _Base(DeclarativeBase):
 
 class _RecordRow(_Base):
     __tablename__ = "sync_records"
+    __table_args__ = (
+        Index("ix_sync_records_related", "school", "kind", "related_id"),
+        Index("ix_sync_records_person", "school", "kind", "person_key"),
+    )
 
     school: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     isams_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     managebac_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    related_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    person_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pushed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -65,6 +73,8 @@ def _to_record(row: _RecordRow) -> SyncRecord:
         isams_id=row.isams_id,
         status=Status(row.status),
         managebac_id=row.managebac_id,
+        related_id=row.related_id,
+        person_key=row.person_key,
         pushed=dict(row.pushed or {}),
         content_hash=row.content_hash,
         archived=row.archived,
@@ -124,6 +134,8 @@ class Ledger:
                     isams_id=record.isams_id,
                     status=record.status.value,
                     managebac_id=record.managebac_id,
+                    related_id=record.related_id,
+                    person_key=record.person_key,
                     pushed=record.pushed,
                     content_hash=record.content_hash,
                     archived=record.archived,
@@ -141,6 +153,29 @@ class Ledger:
         query = select(_RecordRow).where(_RecordRow.school == school)
         if kind is not None:
             query = query.where(_RecordRow.kind == kind)
+        return await self._select(query)
+
+    async def related(self, school: str, kind: str, related_id: str) -> list[SyncRecord]:
+        """Return the records of `kind` that point at `related_id` (a student's contacts)."""
+        return await self._select(
+            select(_RecordRow).where(
+                _RecordRow.school == school,
+                _RecordRow.kind == kind,
+                _RecordRow.related_id == related_id,
+            )
+        )
+
+    async def of_person(self, school: str, kind: str, person_key: str) -> list[SyncRecord]:
+        """Return the records of `kind` that belong to one person (their contact rows)."""
+        return await self._select(
+            select(_RecordRow).where(
+                _RecordRow.school == school,
+                _RecordRow.kind == kind,
+                _RecordRow.person_key == person_key,
+            )
+        )
+
+    async def _select(self, query: Select[_RecordRow]) -> list[SyncRecord]:
         async with self._sessions() as session:
             rows = (await session.scalars(query)).all()
         return [_to_record(row) for row in rows]

@@ -14,18 +14,26 @@ class Status(StrEnum):
     SYNCED = "synced"
     ARCHIVED = "archived"
     SKIPPED = "skipped"
+    PENDING = "pending"
     FAILED = "failed"
 
 
 @dataclass(frozen=True)
 class SyncRecord:
-    """The ledger's row for one iSAMS record of one school."""
+    """The ledger's row for one iSAMS record of one school.
+
+    `kind` is `student`, `contact` or `staff` (as in events), or `parent` for the one
+    ManageBac+ parent behind a person's contact records. `related_id` is a contact's
+    student (schoolId); `person_key` is a contact's person (personGuid, else personId).
+    """
 
     school: str
     kind: str
     isams_id: str
     status: Status
     managebac_id: int | None = None
+    related_id: str | None = None
+    person_key: str | None = None
     pushed: dict[str, Any] = field(default_factory=dict)
     content_hash: str | None = None
     archived: bool = False
