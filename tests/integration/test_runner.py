@@ -1,0 +1,221 @@
+"""The consumer loop on the real broker: order per key, retry topic, DLQ, safe commits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app.events import ChangeEvent, QueuedChange
+from app.settings import Topics
+from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
+from consumers.runner import ChangeRunner, RetrySchedule, RunnerConfig
+
+pytestmark = pytest.mark.kafka
+
+Process = Callable[[QueuedChange], Awaitable[Result]]
+
+
+def change(school_id: str, sequence: int = 0) -> QueuedChange:
+    event = ChangeEvent.model_validate(
+        {
+            "type": "student.updated",
+            "timestamp": "2026-11-28T10:00:00Z",
+            "data": {"schoolId": school_id, "record": {"sequence": sequence}},
+        }
+    )
+    return QueuedChange.from_event(
+        event, "school", f"msg_{school_id}_{sequence}", datetime.now(UTC)
+    )
+
+
+async def publish(bootstrap: str, topic: str, changes: list[QueuedChange]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for item in changes:
+            await producer.send(topic, value=item.to_bytes(), key=item.key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def config(bootstrap: str, topics: Topics, **overrides: Any) -> RunnerConfig:
+    values: dict[str, Any] = {
+        "bootstrap": bootstrap,
+        "group_id": f"group-{topics.changes}",
+        "topics": topics,
+        "commit_interval": 0.2,
+        "drain_timeout": 5.0,
+        "retry": RetrySchedule(delays=(0.5, 0.5)),
+        **overrides,
+    }
+    return RunnerConfig(**values)
+
+
+@asynccontextmanager
+async def running(runner: ChangeRunner) -> AsyncIterator[ChangeRunner]:
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + 15
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for items in batch.values():
+                records.extend(items)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def committed(bootstrap: str, group: str, partition: TopicPartition) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        offset: int | None = await consumer.committed(partition)
+        return offset
+    finally:
+        await consumer.stop()
+
+
+async def test_changes_with_one_key_stay_in_order_while_keys_run_concurrently(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    seen: dict[str, list[int]] = defaultdict(list)
+    concurrent = 0
+    most_concurrent = 0
+
+    async def process(item: QueuedChange) -> Result:
+        nonlocal concurrent, most_concurrent
+        concurrent += 1
+        most_concurrent = max(most_concurrent, concurrent)
+        await asyncio.sleep(0.01)
+        assert item.data.record is not None
+        seen[item.event.record_id].append(int(item.data.record["sequence"]))
+        concurrent -= 1
+        return Result(Outcome.UPDATED)
+
+    changes = [change(f"s{key}", seq) for seq in range(20) for key in range(10)]
+    await publish(kafka_bootstrap, topics.changes, changes)
+    async with running(ChangeRunner(config(kafka_bootstrap, topics), process)):
+        await until(lambda: sum(len(v) for v in seen.values()) == len(changes))
+
+    assert all(sequence == list(range(20)) for sequence in seen.values())
+    assert most_concurrent > 1
+
+
+async def test_a_transient_failure_is_parked_and_applied_later_without_blocking_others(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    attempts: dict[str, int] = defaultdict(int)
+    applied: dict[str, float] = {}
+
+    async def process(item: QueuedChange) -> Result:
+        key = item.event.record_id
+        attempts[key] += 1
+        if key == "flaky" and attempts[key] < 3:
+            raise TransientFailureError("ManageBac+ answered 503")
+        applied[key] = time.monotonic()
+        return Result(Outcome.UPDATED)
+
+    await publish(kafka_bootstrap, topics.changes, [change("flaky"), change("steady")])
+    async with running(ChangeRunner(config(kafka_bootstrap, topics), process)):
+        await until(lambda: "flaky" in applied and "steady" in applied)
+
+    assert attempts["flaky"] == 3
+    assert applied["steady"] < applied["flaky"]
+    parked = await read_topic(kafka_bootstrap, topics.retry, 2)
+    assert [dict(r.headers)["attempts"] for r in parked] == [b"1", b"2"]
+
+
+async def test_permanent_failures_and_exhausted_retries_go_to_the_dlq_with_their_reason(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    results: list[Result] = []
+
+    async def process(item: QueuedChange) -> Result:
+        if item.event.record_id == "refused":
+            raise PermanentFailureError("managebac-rejected", '{"errors":{"email":["is invalid"]}}')
+        raise TransientFailureError("iSAMS unavailable")
+
+    runner = ChangeRunner(
+        config(kafka_bootstrap, topics), process, on_result=lambda _c, r: results.append(r)
+    )
+    await publish(kafka_bootstrap, topics.changes, [change("refused"), change("down")])
+    async with running(runner):
+        await until(lambda: len(results) == 2)
+
+    dead = await read_topic(kafka_bootstrap, topics.dlq, 2)
+    by_class = {dict(r.headers)["error-class"]: dict(r.headers) for r in dead}
+    assert set(by_class) == {b"managebac-rejected", b"retries-exhausted"}
+    assert b"is invalid" in by_class[b"managebac-rejected"]["error-detail"]
+    assert by_class[b"retries-exhausted"]["attempts"] == b"3"
+    assert all(result.outcome is Outcome.DEAD_LETTERED for result in results)
+
+
+async def test_a_record_still_running_holds_the_commit_back_so_it_is_redelivered(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def stuck_first(item: QueuedChange) -> Result:
+        if item.event.record_id == "slow":
+            await release.wait()
+        done.append(item.event.record_id)
+        return Result(Outcome.UPDATED)
+
+    items = [change("slow"), *(change(f"fast{i}") for i in range(5))]
+    # All on one partition, so that later offsets finish before the first one.
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for item in items:
+            await producer.send(topics.changes, item.to_bytes(), key=item.key.encode(), partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    settings = config(kafka_bootstrap, topics, drain_timeout=0.5)
+    async with running(ChangeRunner(settings, stuck_first)):
+        await until(lambda: len(done) == 5)
+        await asyncio.sleep(0.6)  # several commit intervals pass
+    first = TopicPartition(topics.changes, 0)
+    assert await committed(kafka_bootstrap, settings.group_id, first) == 0
+
+    redelivered: list[str] = []
+
+    async def record_all(item: QueuedChange) -> Result:
+        redelivered.append(item.event.record_id)
+        return Result(Outcome.UPDATED)
+
+    async with running(ChangeRunner(settings, record_all)):
+        await until(lambda: len(redelivered) == 6)
+    assert redelivered[0] == "slow"
+    assert await committed(kafka_bootstrap, settings.group_id, first) == 6
