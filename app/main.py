@@ -90,6 +90,8 @@ def create_app(
         token=settings.admin_token,
         schools=frozenset(school.id for school in schools.schools),
         ledger=ledger,
+        kafka_bootstrap=settings.kafka_bootstrap,
+        topics=topics,
     )
     install_problem_handlers(app)
     app.include_router(webhooks.router)

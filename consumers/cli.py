@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from app.settings import ConfigError, Settings, load_schools, load_settings
+from consumers import dlq_commands
 
 cli = typer.Typer(
     help="Sync iSAMS students, parents and staff to ManageBac+ within seconds.",
@@ -84,6 +85,9 @@ def demo(
     from sim.demo import run_demo
 
     raise typer.Exit(asyncio.run(run_demo(students=students, edits=edits, rate=edits_per_second)))
+
+
+dlq_commands.register(cli, _settings)
 
 
 def main() -> None:

@@ -107,8 +107,9 @@ async def _apply(
                 await client.update("students", managebac_id, write.changes)
                 outcome = Outcome.UPDATED if outcome is Outcome.UNCHANGED else outcome
         elif isinstance(write, Archive):
+            when = write.withdrawn_on
             await client.archive(
-                "students", managebac_id, {"withdrawn_on": write.withdrawn_on.isoformat()}
+                "students", managebac_id, {"withdrawn_on": when.isoformat()} if when else {}
             )
             outcome = Outcome.ARCHIVED
         elif isinstance(write, Unarchive):

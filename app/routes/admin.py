@@ -12,9 +12,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from app.problems import ProblemError, problem_responses
+from app.settings import Topics
+from consumers.adapters.dlq import (
+    DeadLetter,
+    DeadLetterFilter,
+    list_dead_letters,
+    replay_dead_letters,
+)
 from consumers.adapters.ledger import Ledger
 from consumers.explain import describe
 
@@ -28,6 +35,8 @@ class AdminContext:
     token: SecretStr | None
     schools: frozenset[str]
     ledger: Ledger
+    kafka_bootstrap: str
+    topics: Topics
 
 
 def _context(request: Request) -> AdminContext:
@@ -98,8 +107,7 @@ async def explain_record(
     kind: RecordKind,
     isams_id: Annotated[str, Path(min_length=1, max_length=64)],
 ) -> RecordExplanation:
-    if school_id not in admin.schools:
-        raise ProblemError(404, "unknown-school", "Unknown school", "No such school is configured.")
+    _known_school(admin, school_id)
     record = await admin.ledger.get(school_id, kind, isams_id)
     text = describe(record, kind, isams_id)
     if record is None:
@@ -117,4 +125,100 @@ async def explain_record(
         last_received_at=record.last_received_at,
         last_applied_at=record.last_applied_at,
         explanation=text,
+    )
+
+
+class DeadLetterView(BaseModel):
+    """A parked change: ids and the reason, never the record's contents."""
+
+    position: str
+    key: str
+    type: str | None
+    error_class: str
+    error_detail: str
+    attempts: int
+    failed_at: datetime | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterView:
+        return cls(
+            position=letter.position,
+            key=letter.key,
+            type=letter.type,
+            error_class=letter.error_class,
+            error_detail=letter.error_detail,
+            attempts=letter.attempts,
+            failed_at=letter.failed_at,
+        )
+
+
+class DeadLetters(BaseModel):
+    """The school's parked changes that were not replayed yet."""
+
+    dead_letters: list[DeadLetterView]
+
+
+class ReplayRequest(BaseModel):
+    """Which parked changes to replay; an empty body replays all of the school's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ReplayAnswer(BaseModel):
+    """How many parked changes went back to isams.changes."""
+
+    replayed: int
+    dead_letters: list[DeadLetterView]
+
+
+def _known_school(admin: AdminContext, school_id: str) -> None:
+    if school_id not in admin.schools:
+        raise ProblemError(404, "unknown-school", "Unknown school", "No such school is configured.")
+
+
+@router.get(
+    "/{school_id}/dlq",
+    operation_id="listDeadLetters",
+    summary="List a school's parked changes",
+    responses=problem_responses(
+        {401: "Missing or wrong admin token", 403: "Admin API disabled", 404: "Unknown school"}
+    ),
+)
+async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64)]) -> DeadLetters:
+    _known_school(admin, school_id)
+    letters = await list_dead_letters(
+        admin.kafka_bootstrap, admin.topics, DeadLetterFilter(school=school_id)
+    )
+    return DeadLetters(dead_letters=[DeadLetterView.of(letter) for letter in letters])
+
+
+@router.post(
+    "/{school_id}/dlq/replay",
+    operation_id="replayDeadLetters",
+    summary="Send a school's parked changes back to be applied (each once)",
+    responses=problem_responses(
+        {401: "Missing or wrong admin token", 403: "Admin API disabled", 404: "Unknown school"}
+    ),
+)
+async def replay_dlq(
+    admin: AdminDep,
+    school_id: Annotated[str, Path(max_length=64)],
+    request: ReplayRequest | None = None,
+) -> ReplayAnswer:
+    _known_school(admin, school_id)
+    wanted = request or ReplayRequest()
+    letters = await list_dead_letters(
+        admin.kafka_bootstrap,
+        admin.topics,
+        DeadLetterFilter(
+            school=school_id, key=wanted.record, since=wanted.since, until=wanted.until
+        ),
+    )
+    replayed = await replay_dead_letters(admin.kafka_bootstrap, admin.topics, letters)
+    return ReplayAnswer(
+        replayed=replayed, dead_letters=[DeadLetterView.of(letter) for letter in letters]
     )
