@@ -62,9 +62,15 @@ class Update:
 
 @dataclass(frozen=True, slots=True)
 class Archive:
-    """PUT …/archive with `withdrawn_on` (yyyy-mm-dd)."""
+    """PUT …/archive: students send `withdrawn_on` (yyyy-mm-dd); parents and teachers no date."""
 
-    withdrawn_on: date
+    withdrawn_on: date | None = None
+
+    def body(self) -> dict[str, str]:
+        """Return the archive request's body (`{}` when the kind's archive takes no date)."""
+        if self.withdrawn_on is None:
+            return {}
+        return {"withdrawn_on": self.withdrawn_on.isoformat()}
 
 
 @dataclass(frozen=True, slots=True)

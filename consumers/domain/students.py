@@ -11,31 +11,27 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from pydantic import ValidationError
 
+from consumers.domain.fields import (
+    address,
+    archive_plan,
+    day,
+    gender,
+    is_email,
+    present,
+    skip_plan,
+    write_plan,
+)
 from consumers.domain.isams import IsamsStudent
 from consumers.domain.iso import language_codes, nationality_codes
-from consumers.domain.plan import (
-    Action,
-    Archive,
-    Create,
-    Fields,
-    FieldValue,
-    NoChange,
-    Plan,
-    PushedState,
-    Skip,
-    Unarchive,
-    Update,
-)
+from consumers.domain.plan import Fields, FieldValue, Plan, PushedState, Skip
 
 NOT_CURRENT = "not current in iSAMS"
 DELETED = "deleted in iSAMS"
 UNREADABLE = "iSAMS record is unreadable"
 _REQUIRED = ("schoolCode", "forename", "surname")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+")
 _YEAR_GROUP = "year_group_id"
 
@@ -114,44 +110,26 @@ def plan_student(
     """
     if event_deleted or record is None or not record.is_current:
         gone = DELETED if event_deleted or record is None else NOT_CURRENT
-        return _leave(record, previous, gone, today)
+        withdrawn_on = (record.leaving_date if record is not None else None) or today
+        return archive_plan(previous, gone, withdrawn_on=withdrawn_on)
 
     mapped = _map(record, rules)
     warnings = mapped.warnings
     if previous is None or previous.archived:
         reason = _missing(record, rules, with_year_group=True)
         if reason:
-            return Plan(actions=(Skip(reason),), state=previous, warnings=warnings)
-        if previous is None:
-            create = Create(payload=mapped.fields, create_only=mapped.create_only)
-            return Plan(actions=(create,), state=PushedState(mapped.fields), warnings=warnings)
-        rewrite = Update(changes=_diff(mapped.fields, previous.fields, full=True))
-        state = PushedState(mapped.fields, archived=False, managebac_id=previous.managebac_id)
-        return Plan(actions=(Unarchive(), rewrite), state=state, warnings=warnings)
+            return skip_plan(previous, reason, warnings)
+        return write_plan(mapped.fields, previous, warnings, create_only=mapped.create_only)
 
     reason = _missing(record, rules, with_year_group=False)
     if reason:
-        return Plan(actions=(Skip(reason),), state=previous, warnings=warnings)
+        return skip_plan(previous, reason, warnings)
     desired = dict(mapped.fields)
     if _YEAR_GROUP not in desired:
         warnings = (*warnings, _year_group_kept(record))
         if _YEAR_GROUP in previous.fields:
             desired[_YEAR_GROUP] = previous.fields[_YEAR_GROUP]
-    changes = _diff(desired, previous.fields, full=False)
-    state = PushedState(desired, archived=False, managebac_id=previous.managebac_id)
-    action: Action = Update(changes=changes) if changes else NoChange()
-    return Plan(actions=(action,), state=state, warnings=warnings)
-
-
-def _leave(
-    record: IsamsStudent | None, previous: PushedState | None, reason: str, today: date
-) -> Plan:
-    """Archive a pupil who left iSAMS, if ManageBac+ still has them active."""
-    if previous is None or previous.archived:
-        return Plan(actions=(Skip(reason),), state=previous)
-    withdrawn_on = (record.leaving_date if record is not None else None) or today
-    state = PushedState(previous.fields, archived=True, managebac_id=previous.managebac_id)
-    return Plan(actions=(Archive(withdrawn_on=withdrawn_on),), state=state)
+    return write_plan(desired, previous, warnings)
 
 
 def _missing(record: IsamsStudent, rules: StudentRules, with_year_group: bool) -> str | None:
@@ -179,24 +157,24 @@ def _year_group_kept(record: IsamsStudent) -> str:
 def _map(record: IsamsStudent, rules: StudentRules) -> MappedStudent:
     """Map every field the students table names; empty values are left out."""
     warnings: list[str] = []
-    address = record.home_address
+    home = record.home_address
     fields: dict[str, FieldValue | None] = {
         "first_name": record.forename,
         "middle_name": record.middlenames,
         "last_name": record.surname,
         "nickname": record.preferred_name,
-        "birthday": record.dob.isoformat() if record.dob else None,
-        "gender": _gender(record.gender, warnings),
+        "birthday": day(record.dob),
+        "gender": gender(record.gender, warnings),
         _YEAR_GROUP: rules.year_groups.get(record.year_group)
         if record.year_group is not None
         else None,
         "email": _email(record, rules, warnings),
         "mobile_phone_number": record.mobile_number,
-        "street_address": address.address1 if address else None,
-        "street_address_ii": address.address2 if address else None,
-        "city": address.town if address else None,
-        "state": address.county if address else None,
-        "zipcode": address.postcode if address else None,
+        **(
+            address(home.address1, home.address2, home.town, home.county, home.postcode)
+            if home
+            else {}
+        ),
         "identifier": record.school_id,
         "student_id": record.school_code,
     }
@@ -210,28 +188,13 @@ def _map(record: IsamsStudent, rules: StudentRules) -> MappedStudent:
     create_only: Fields = {}
     if record.enrolment_date is not None:
         create_only["attendance_start_date"] = record.enrolment_date.isoformat()
-    present: Fields = {
-        name: value for name, value in fields.items() if value is not None and not _empty(value)
-    }
-    return MappedStudent(fields=present, create_only=create_only, warnings=tuple(warnings))
-
-
-def _gender(value: str | None, warnings: list[str]) -> str | None:
-    if value is None:
-        return None
-    folded = value.casefold()
-    if folded in ("m", "male"):
-        return "Male"
-    if folded in ("f", "female"):
-        return "Female"
-    warnings.append("gender: the iSAMS value is not M or F, so no gender was sent")
-    return None
+    return MappedStudent(fields=present(fields), create_only=create_only, warnings=tuple(warnings))
 
 
 def _email(record: IsamsStudent, rules: StudentRules, warnings: list[str]) -> str:
     """Return the school e-mail, or the placeholder `<schoolCode>@<domain>` until iSAMS has one."""
     email = record.school_email_address
-    if email is not None and _EMAIL.fullmatch(email):
+    if email is not None and is_email(email):
         return email
     if email is not None:
         warnings.append(
@@ -246,22 +209,3 @@ def _email(record: IsamsStudent, rules: StudentRules, warnings: list[str]) -> st
     if not local:
         local = "student-" + _UNSAFE_LOCAL.sub("-", record.school_id).strip(".-")
     return f"{local}@{rules.placeholder_email_domain.lstrip('@')}"
-
-
-def _empty(value: object) -> bool:
-    return value is None or value == "" or value == [] or value == ()
-
-
-def _diff(desired: Mapping[str, FieldValue], pushed: Mapping[str, Any], full: bool) -> Fields:
-    """Return the fields to write: changed ones (all, when `full`), plus clears.
-
-    A field pushed before and now absent is cleared with `""` (`[]` for lists), since
-    ManageBac+ ignores nulls.
-    """
-    changes: Fields = {
-        name: value for name, value in desired.items() if full or pushed.get(name) != value
-    }
-    for name, old in pushed.items():
-        if name not in desired and not _empty(old):
-            changes[name] = [] if isinstance(old, list | tuple) else ""
-    return changes
