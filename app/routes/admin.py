@@ -98,6 +98,7 @@ router = APIRouter(prefix="/v1/schools", tags=["admin"])
             401: "Missing or wrong admin token",
             403: "Admin API disabled (SYNC_ADMIN_TOKEN unset)",
             404: "Unknown school",
+            422: "Unknown record kind or invalid id",
         }
     ),
 )
@@ -185,7 +186,12 @@ def _known_school(admin: AdminContext, school_id: str) -> None:
     operation_id="listDeadLetters",
     summary="List a school's parked changes",
     responses=problem_responses(
-        {401: "Missing or wrong admin token", 403: "Admin API disabled", 404: "Unknown school"}
+        {
+            401: "Missing or wrong admin token",
+            403: "Admin API disabled",
+            404: "Unknown school",
+            422: "Invalid parameters or body",
+        }
     ),
 )
 async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64)]) -> DeadLetters:
@@ -201,7 +207,13 @@ async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64
     operation_id="replayDeadLetters",
     summary="Send a school's parked changes back to be applied (each once)",
     responses=problem_responses(
-        {401: "Missing or wrong admin token", 403: "Admin API disabled", 404: "Unknown school"}
+        {
+            400: "Body is not valid JSON",
+            401: "Missing or wrong admin token",
+            403: "Admin API disabled",
+            404: "Unknown school",
+            422: "Invalid parameters or body",
+        }
     ),
 )
 async def replay_dlq(

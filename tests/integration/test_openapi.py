@@ -143,7 +143,7 @@ def _signed_call(case: schemathesis.Case[Any]) -> dict[str, Any]:
 
 @pytest.mark.kafka
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_live_service_conforms_to_openapi_yaml(
     case: schemathesis.Case[Any], live_server: str
 ) -> None:
