@@ -6,6 +6,7 @@ and hand the results down, so tests can build their own.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ConfigError(Exception):
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     schools_file: Path = Path("./schools.yaml")
     admin_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Waits (s) before each retry of a parked change, then the DLQ; unset = the runner's
+    # own schedule. Comma-separated in the environment: SYNC_RETRY_DELAYS=2,10,30.
+    retry_delays: Annotated[tuple[float, ...] | None, NoDecode] = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -52,6 +56,22 @@ class Settings(BaseSettings):
     def _refuse_short_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _comma_separated_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",")) if value.strip() else None
+        return value
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _positive_delays(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (
+            not value or not all(math.isfinite(delay) and delay > 0 for delay in value)
+        ):
+            raise ValueError("must be one or more positive numbers of seconds, comma-separated")
         return value
 
     @field_validator("database_url")
@@ -187,6 +207,18 @@ def expand_variables(text: str, environ: dict[str, str] | os._Environ[str]) -> s
     return _VARIABLE.sub(replace, text)
 
 
+def _expand_values(node: object, environ: dict[str, str] | os._Environ[str]) -> object:
+    """Expand `${VAR}` inside the parsed document's strings only (never comments or keys),
+    so a secret's quotes, colons or hashes cannot change the YAML's structure."""
+    if isinstance(node, str):
+        return expand_variables(node, environ)
+    if isinstance(node, list):
+        return [_expand_values(item, environ) for item in node]
+    if isinstance(node, dict):
+        return {key: _expand_values(value, environ) for key, value in node.items()}
+    return node
+
+
 def load_settings() -> Settings:
     """Read the environment; an invalid value is an error naming its variable."""
     try:
@@ -201,11 +233,11 @@ def load_schools(path: Path, environ: dict[str, str] | None = None) -> SchoolsFi
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"SYNC_SCHOOLS_FILE: cannot read {path}: {exc.strerror or exc}") from None
-    expanded = expand_variables(raw, os.environ if environ is None else environ)
     try:
-        document = yaml.safe_load(expanded)
+        parsed = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"schools file {path}: not valid YAML: {exc}") from None
+    document = _expand_values(parsed, os.environ if environ is None else environ)
     try:
         return SchoolsFile.model_validate(document)
     except ValidationError as exc:

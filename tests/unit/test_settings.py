@@ -124,3 +124,23 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text("schools: [unclosed", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_schools(path, environ=ENVIRON)
+
+
+def test_variables_expand_inside_values_only_so_secrets_cannot_break_the_yaml(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "schools.yaml"
+    path.write_text(
+        "# rotate ${NOT_A_SETTING} every term\n"
+        "schools:\n"
+        "  - id: demo-school\n"
+        "    webhook_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]\n"
+        "    isams:\n"
+        "      base_url: https://demo.isams.cloud\n"
+        "      client_id: sync\n"
+        "      client_secret: ${TRICKY}\n"
+        "    managebac: {base_url: 'https://api.managebac.com', token: t}\n"
+    )
+    tricky = 'a": b # c\\ d'
+    schools = load_schools(path, environ={"TRICKY": tricky})
+    assert schools.schools[0].isams.client_secret.get_secret_value() == tricky
