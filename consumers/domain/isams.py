@@ -2,7 +2,8 @@
 
 Parsing is lenient on purpose: iSAMS data is kept by hand in hundreds of schools, so a null,
 a number where text was expected, or a date with a time must not stop a record from
-syncing. Unknown fields are ignored. Only `schoolId`, which names the record, is required.
+syncing. Unknown fields are ignored. Only a student's `schoolId`, which names the record, is
+required; contacts and employees are named by the event, so nothing on them is.
 This module is the one place that knows the shape of iSAMS records and of their
 `*IsoMappings` lists (`reference/isams-fields.md`).
 """
@@ -81,6 +82,21 @@ def _integer(value: object) -> int | None:
     return None
 
 
+def _flag(value: object) -> bool | None:
+    """Return a yes/no from a bool, 0/1, or words such as `true`, `yes`, `N`; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        folded = value.strip().casefold()
+        if folded in ("true", "yes", "y", "1"):
+            return True
+        if folded in ("false", "no", "n", "0"):
+            return False
+    return None
+
+
 def _names(value: object) -> list[str]:
     """Return a list of names from a list of names, a single name or `[{"name": ...}]`."""
     items = value if isinstance(value, list | tuple) else [value]
@@ -106,6 +122,12 @@ Day = Annotated[date | None, BeforeValidator(_day)]
 Moment = Annotated[datetime | None, BeforeValidator(_moment)]
 Integer = Annotated[int | None, BeforeValidator(_integer)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
+Flag = Annotated[bool | None, BeforeValidator(_flag)]
+
+
+def is_current_status(status: str | None) -> bool:
+    """Tell whether an iSAMS `systemStatus` means on roll: `Current` (status 1), any case."""
+    return (status or "").casefold() in ("current", "1")
 
 
 class _IsamsModel(BaseModel):
@@ -187,13 +209,97 @@ class IsamsStudent(_IsamsModel):
     @property
     def is_current(self) -> bool:
         """Tell whether iSAMS counts the pupil as on roll (`Current`, status 1)."""
-        status = (self.system_status or "").casefold()
-        return status in ("current", "1")
+        return is_current_status(self.system_status)
 
     @property
     def home_address(self) -> IsamsAddress | None:
         """Return the first home address, the one that syncs."""
         return self.home_addresses[0] if self.home_addresses else None
+
+
+class IsamsContact(_IsamsModel):
+    """A pupil's contact as `GET /api/students/{schoolId}/contacts?expand=countryIsoMappings`
+    returns it: one record per pupil and contact, the same person (`personGuid`) on several.
+    """
+
+    id: Text = None
+    person_id: Text = None
+    person_guid: Text = None
+    contact_type: Text = None
+    relationship: Text = None
+    parental_responsibility: Flag = None
+    title: Text = None
+    forename: Text = None
+    middle_names: Text = Field(
+        default=None, validation_alias=AliasChoices("middleNames", "middlenames")
+    )
+    surname: Text = None
+    email_address: Text = None
+    mobile_number: Text = None
+    telephone_number: Text = None
+    work_telephone_number: Text = None
+    address1: Text = None
+    address2: Text = None
+    address3: Text = None
+    town: Text = None
+    county: Text = None
+    postcode: Text = None
+    country: Text = None
+    profession: Text = None
+    student_home: Flag = None
+    contact_only: Flag = None
+    deceased: Flag = None
+    last_updated: Moment = None
+    country_iso_mappings: IsoMappings = ()
+
+
+class IsamsEmployee(_IsamsModel):
+    """A member of staff as `GET /api/humanresources/employees/{id}` returns it.
+
+    iSAMS publishes no language field for staff; a `language` (one name, or a list) sent in a
+    webhook record is read into `languages`. ManageBac+ access is not on this record: it
+    reaches the sync as `managebacAccess` in staff events.
+    """
+
+    id: Text = None
+    person_guid: Text = None
+    title: Text = None
+    forename: Text = None
+    middle_names: Text = Field(
+        default=None, validation_alias=AliasChoices("middleNames", "middlenames")
+    )
+    surname: Text = None
+    preferred_name: Text = None
+    school_initials: Text = None
+    gender: Text = None
+    date_of_birth: Day = None
+    nationalities: Names = ()
+    languages: Names = Field(default=(), validation_alias=AliasChoices("language", "languages"))
+    school_email_address: Text = None
+    personal_email_address: Text = None
+    school_mobile_number: Text = None
+    personal_mobile_number: Text = None
+    school_telephone_number: Text = None
+    personal_telephone_number: Text = None
+    personal_address1: Text = None
+    personal_address2: Text = None
+    personal_address3: Text = None
+    personal_town: Text = None
+    personal_county: Text = None
+    personal_postcode: Text = None
+    personal_country: Text = None
+    is_teaching_staff: Flag = None
+    system_status: Text = None
+    leaving_date: Day = None
+    last_updated: Moment = None
+    nationality_iso_mappings: IsoMappings = ()
+    language_iso_mappings: IsoMappings = ()
+    country_iso_mappings: IsoMappings = ()
+
+    @property
+    def is_current(self) -> bool:
+        """Tell whether iSAMS counts the employee as still at the school (`Current`)."""
+        return is_current_status(self.system_status)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -1,0 +1,73 @@
+"""The archive guard: a backfill or reconcile run must not empty a school by accident.
+
+DESIGN §3 "Guards": removals found by a backfill or reconcile run that would archive more than
+10% of a school's synced users stop and ask for `--force` (an emptied or truncated iSAMS
+export looks exactly like everybody leaving). Single change events are never held back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+DEFAULT_THRESHOLD = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    """Whether the run may archive, and why, in words for the operator and the ledger."""
+
+    allowed: bool
+    reason: str
+
+
+def guard_archives(
+    to_archive: int, synced: int, force: bool, threshold: float = DEFAULT_THRESHOLD
+) -> GuardDecision:
+    """Decide whether a run may archive `to_archive` of a school's `synced` users.
+
+    More than `threshold` (strictly; exactly 10% goes ahead) stops unless `force`. Nothing
+    synced, or nothing to archive, always goes ahead. The comparison is exact (no float
+    rounding at the boundary). A threshold outside 0..1 is a programming error.
+    """
+    if not 0 <= threshold <= 1:
+        raise ValueError("the archive guard's threshold is a share between 0 and 1")
+    limit = Fraction(repr(threshold))
+    limit_text = _percent(limit * 100)
+    if to_archive <= 0 or synced <= 0:
+        what = "nothing to archive" if to_archive <= 0 else "no synced users to protect"
+        return GuardDecision(allowed=True, reason=f"this run has {what}")
+    share = Fraction(to_archive, synced)
+    share_text = _percent(share * 100, limit * 100)
+    counted = f"{to_archive} of {synced} synced {_users(synced)} ({share_text}%)"
+    if share <= limit:
+        return GuardDecision(
+            allowed=True, reason=f"this run archives {counted}, within the {limit_text}% limit"
+        )
+    if force:
+        return GuardDecision(
+            allowed=True,
+            reason=f"this run archives {counted}, more than {limit_text}%; "
+            "going ahead because it was forced (--force)",
+        )
+    return GuardDecision(
+        allowed=False,
+        reason=f"this run would archive {counted}, more than {limit_text}%; "
+        "run it again with --force if iSAMS really lost them",
+    )
+
+
+def _users(count: int) -> str:
+    return "user" if count == 1 else "users"
+
+
+def _percent(value: Fraction, limit: Fraction | None = None) -> str:
+    """Show a percentage with the fewest decimals (up to 3) that neither hide that it is
+    above or below `limit` (10.3, not 10) nor, without a limit, round it at all (12.5)."""
+    text = str(value.numerator)
+    for places in range(4):
+        text = f"{float(value):.{places}f}"
+        shown = Fraction(text)
+        if shown == value or (limit is not None and value != limit and shown != limit):
+            return text
+    return text
