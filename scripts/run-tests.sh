@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command behind `make test` and CI: static checks, then pytest against a real
-# local Kafka broker (started here when none answers, and stopped again afterwards).
+# local Kafka broker and a real local PostgreSQL (each started here when none answers, and
+# stopped again afterwards). SYNC_TEST_POSTGRES_URL, when set, names another PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -12,14 +13,27 @@ $BIN/mypy
 $BIN/lint-imports
 
 started_kafka=0
+started_postgres=0
+cleanup() {
+  if [ "$started_kafka" = 1 ]; then scripts/kafka.sh stop || true; fi
+  if [ "$started_postgres" = 1 ]; then scripts/postgres.sh stop || true; fi
+}
+trap cleanup EXIT
+
 if ! scripts/kafka.sh status >/dev/null 2>&1; then
   scripts/kafka.sh start
   started_kafka=1
 fi
-cleanup() {
-  if [ "$started_kafka" = 1 ]; then scripts/kafka.sh stop || true; fi
-}
-trap cleanup EXIT
+
+if [ -z "${SYNC_TEST_POSTGRES_URL:-}" ]; then
+  # Installs PostgreSQL from Debian's packages first when the server is missing.
+  if ! scripts/postgres.sh status >/dev/null 2>&1; then
+    started_postgres=1
+    scripts/postgres.sh start
+  fi
+  SYNC_TEST_POSTGRES_URL="$(scripts/postgres.sh url)"
+  export SYNC_TEST_POSTGRES_URL
+fi
 
 echo "== pytest"
 $BIN/pytest "$@"

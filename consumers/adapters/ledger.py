@@ -1,5 +1,9 @@
 """The ledger: SQLAlchemy async storage of `SyncRecord`s (SQLite by default, PostgreSQL in
-production). The single source of "what did we push, and why"."""
+production). The single source of "what did we push, and why".
+
+Its schema is Alembic's (`consumers/adapters/migrations`): a change to `_RecordRow` needs a
+new revision there, and `tests/integration/test_ledger_contract.py` fails until it has one.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,27 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     Index,
-    Integer,
     Select,
     String,
     Text,
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from consumers.adapters import migrations
 from consumers.domain.records import Status, SyncRecord
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+_JSON = JSON().with_variant(JSONB(), "postgresql")
 
 
 class _Base(DeclarativeBase):
@@ -43,20 +52,31 @@ class _RecordRow(_Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     isams_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
-    managebac_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    managebac_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     related_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     person_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    pushed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    pushed: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    warnings: Mapped[list[str]] = mapped_column(_JSON, default=list)
     source_updated_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     last_received_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
     last_applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# The tables as the models describe them: what Alembic's autogenerate compares with.
+metadata = _Base.metadata
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Store instants in UTC: SQLite keeps a datetime's wall time and drops its zone."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -87,6 +107,14 @@ def _to_record(row: _RecordRow) -> SyncRecord:
     )
 
 
+def engine_from_url(database_url: str) -> AsyncEngine:
+    """Build the ledger's engine, making the SQLite file's folder when needed."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_async_engine(database_url)
+
+
 class Ledger:
     """Read and write sync records."""
 
@@ -97,17 +125,18 @@ class Ledger:
     @classmethod
     def from_url(cls, database_url: str) -> Ledger:
         """Build a ledger, making the SQLite file's folder when needed."""
-        url = make_url(database_url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return cls(create_async_engine(database_url))
+        return cls(engine_from_url(database_url))
 
     async def create_schema(self) -> None:
-        """Create the tables when they are missing."""
+        """Migrate the schema to the newest revision (creating it in an empty database).
+
+        Idempotent, and safe in several processes at once: one migrates, the others wait
+        and find nothing left to do. A ledger made before migrations existed is adopted.
+        """
         async with self._engine.begin() as connection:
             if self._engine.dialect.name == "sqlite":
                 await connection.execute(text("PRAGMA journal_mode=WAL"))
-            await connection.run_sync(_Base.metadata.create_all)
+            await migrations.upgrade_async(connection)
 
     async def ping(self) -> bool:
         """Tell whether the database answers (readiness)."""
@@ -142,8 +171,8 @@ class Ledger:
                     reason=record.reason,
                     warnings=list(record.warnings),
                     source_updated_at=record.source_updated_at,
-                    last_received_at=record.last_received_at,
-                    last_applied_at=record.last_applied_at,
+                    last_received_at=_utc(record.last_received_at),
+                    last_applied_at=_utc(record.last_applied_at),
                     latency_ms=record.latency_ms,
                 )
             )
