@@ -11,7 +11,8 @@ from app.settings import School, SchoolsFile, Settings
 from consumers.adapters.isams import IsamsClient
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import ManagebacClient, RetryPolicy
-from consumers.service import SchoolPorts, SyncService
+from consumers.context import SchoolPorts
+from consumers.service import SyncService
 
 
 def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) -> SchoolPorts:

@@ -1,4 +1,4 @@
-"""Process one change: load the record's state, plan with the pure core, apply, record.
+"""Process one change: route it to its kind's sync, with the school's ports and the ledger.
 
 The service is the only place that sees the ports together (iSAMS, ManageBac+, ledger);
 each kind's steps live in their own module.
@@ -7,42 +7,38 @@ each kind's steps live in their own module.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from app.events import QueuedChange
-from app.settings import School
-from consumers.adapters.isams import IsamsClient
 from consumers.adapters.ledger import Ledger
-from consumers.adapters.managebac import ManagebacClient
-from consumers.outcomes import Outcome, PermanentFailureError, Result
+from consumers.context import KeyedLocks, SchoolPorts, SyncContext
+from consumers.outcomes import PermanentFailureError, Result
+from consumers.sync_parents import sync_contact
+from consumers.sync_students import sync_student
+from consumers.sync_teachers import sync_staff
 
-
-@dataclass(frozen=True)
-class SchoolPorts:
-    """One school's settings and the clients that reach its two systems."""
-
-    settings: School
-    isams: IsamsClient
-    managebac: ManagebacClient
+__all__ = ["SchoolPorts", "SyncService"]
 
 
 class SyncService:
-    """Turn each queued change into ManageBac+ writes and a ledger row."""
+    """Turn each queued change into ManageBac+ writes and ledger rows."""
 
     def __init__(self, schools: Mapping[str, SchoolPorts], ledger: Ledger) -> None:
-        self._schools = dict(schools)
         self.ledger = ledger
+        locks = KeyedLocks()  # shared by every school: keys carry the school id
+        self._contexts = {
+            school: SyncContext(ports, ledger, locks) for school, ports in schools.items()
+        }
 
     async def process(self, change: QueuedChange) -> Result:
         """Apply one change; raise PermanentFailureError or TransientFailureError on failure."""
-        ports = self._schools.get(change.school)
-        if ports is None:
+        context = self._contexts.get(change.school)
+        if context is None:
             raise PermanentFailureError(
                 "unknown-school", f"school {change.school!r} is not in the schools file"
             )
         kind = change.event.kind
         if kind == "student":
-            from consumers.sync_students import sync_student
-
-            return await sync_student(change, ports, self.ledger)
-        return Result(Outcome.SKIPPED, reason=f"{kind} records are not synced by this version")
+            return await sync_student(change, context)
+        if kind == "contact":
+            return await sync_contact(change, context)
+        return await sync_staff(change, context)

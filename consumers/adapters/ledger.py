@@ -56,6 +56,7 @@ class _RecordRow(_Base):
     related_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     person_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pushed: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict)
+    source: Mapped[dict[str, Any]] = mapped_column(_JSON, default=dict, server_default=text("'{}'"))
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -96,6 +97,7 @@ def _to_record(row: _RecordRow) -> SyncRecord:
         related_id=row.related_id,
         person_key=row.person_key,
         pushed=dict(row.pushed or {}),
+        source=dict(row.source or {}),
         content_hash=row.content_hash,
         archived=row.archived,
         reason=row.reason,
@@ -166,6 +168,7 @@ class Ledger:
                     related_id=record.related_id,
                     person_key=record.person_key,
                     pushed=record.pushed,
+                    source=record.source,
                     content_hash=record.content_hash,
                     archived=record.archived,
                     reason=record.reason,

@@ -132,6 +132,35 @@ class ManagebacClient:
         """Restore an archived user."""
         await self._call("PUT", f"/v2/{resource}/{user_id}/unarchive", {})
 
+    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+        """Link a parent to a student; an existing link gets the relationship written."""
+        try:
+            await self._call(
+                "POST",
+                f"/v2/parents/{parent_id}/children",
+                {"child": {"id": child_id, "relationship": relationship}},
+            )
+        except ManagebacRejectedError as exc:
+            if not exc.already_taken:
+                raise
+            await self.relink_child(parent_id, child_id, relationship)  # "already linked"
+
+    async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+        """Change the relationship of an existing parent-child link."""
+        await self._call(
+            "PUT",
+            f"/v2/parents/{parent_id}/children/{child_id}",
+            {"child": {"relationship": relationship}},
+        )
+
+    async def unlink_child(self, parent_id: int, child_id: int) -> None:
+        """Remove a parent-child link; a link that is already gone counts as removed."""
+        try:
+            await self._call("DELETE", f"/v2/parents/{parent_id}/children/{child_id}", None)
+        except ManagebacRejectedError as exc:
+            if exc.status != 404:
+                raise
+
     async def find_student(self, student_id: str) -> RemoteUser | None:
         """Find a student by the school's own student_id (exact match, archived too)."""
         return await self._find("students", "student_id", student_id, case_sensitive=True)

@@ -25,6 +25,8 @@ class SyncRecord:
     `kind` is `student`, `contact` or `staff` (as in events), or `parent` for the one
     ManageBac+ parent behind a person's contact records. `related_id` is a contact's
     student (schoolId); `person_key` is a contact's person (personGuid, else personId).
+    `pushed` is what ManageBac+ holds from us; `source` is what the plans need to remember
+    of iSAMS between changes (a contact's record and link, a teacher's access).
     """
 
     school: str
@@ -35,6 +37,7 @@ class SyncRecord:
     related_id: str | None = None
     person_key: str | None = None
     pushed: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
     content_hash: str | None = None
     archived: bool = False
     reason: str | None = None

@@ -1,0 +1,299 @@
+"""Parents: iSAMS contacts become one ManageBac+ parent per person, linked to each child.
+
+A contact change updates the contact's ledger row (its record and link), then reconciles
+the whole person under a per-person lock: the parent (create, adopt by e-mail, update,
+archive when no child is active) and every link of theirs. A student change reconciles the
+student's contacts, so a contact that arrived before its student is linked as soon as the
+student is in ManageBac+, whichever order the events came in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from app.events import QueuedChange
+from consumers.adapters.managebac import RemoteUser
+from consumers.apply import applied, apply_writes, failures_translated, pushed_state, skipped
+from consumers.context import SyncContext
+from consumers.domain.isams import IsamsContact
+from consumers.domain.parents import (
+    NO_PERSON,
+    ParentRules,
+    contact_syncs,
+    parse_contact,
+    person_key,
+    plan_parent,
+    representative_contact,
+)
+from consumers.domain.plan import Create, NoChange, Skip
+from consumers.domain.records import Status, SyncRecord
+from consumers.domain.relationships import (
+    Link,
+    LinkAction,
+    LinkState,
+    Relink,
+    Unlink,
+    link_state_after,
+    plan_link,
+    relationship_for,
+)
+from consumers.outcomes import Outcome, Result
+
+CONTACT = "contact"
+PARENT = "parent"
+REMOVED = "removed in iSAMS"
+WAITING_FOR_STUDENT = "waiting for the student to be in ManageBac+"
+WAITING_FOR_PARENT = "the parent is not in ManageBac+ (see the parent's reason)"
+
+
+def rules_for(context: SyncContext) -> ParentRules:
+    """Build the pure core's rules from the school's settings."""
+    mappings = context.ports.settings.mappings
+    return ParentRules.from_settings(mappings.contact_types, mappings.relationships)
+
+
+async def sync_contact(change: QueuedChange, context: SyncContext) -> Result:
+    """Apply one contact change, then reconcile the contact's person."""
+    async with failures_translated():
+        contact_id = change.event.record_id
+        student_id = change.data.schoolId or ""
+        raw = change.data.record
+        if raw is None and change.event.action != "deleted":
+            raw = await _find_contact(context, student_id, contact_id)
+        if change.event.action == "deleted":
+            raw = None
+        return await _upsert_contact(context, contact_id, student_id, raw, change.received_at)
+
+
+async def sync_contacts_of_student(
+    context: SyncContext, student_id: str, received_at: datetime
+) -> None:
+    """Reconcile a student's contacts: new and changed ones, and those that vanished."""
+    listed = await context.ports.isams.student_contacts(student_id)
+    known = {
+        row.isams_id: row
+        for row in await context.ledger.related(context.school, CONTACT, student_id)
+    }
+    if listed is None:  # the student is gone from iSAMS: their parents may have no child left
+        for person in {row.person_key for row in known.values() if row.person_key}:
+            await reconcile_person(context, person, received_at)
+        return
+    seen: set[str] = set()
+    for raw in listed:
+        contact_id = str(raw.get("id", ""))
+        if contact_id:
+            seen.add(contact_id)
+            await _upsert_contact(context, contact_id, student_id, raw, received_at)
+    for contact_id in known.keys() - seen:
+        await _upsert_contact(context, contact_id, student_id, None, received_at)
+
+
+async def _find_contact(
+    context: SyncContext, student_id: str, contact_id: str
+) -> dict[str, Any] | None:
+    contacts = await context.ports.isams.student_contacts(student_id) if student_id else None
+    for raw in contacts or ():
+        if str(raw.get("id", "")) == contact_id:
+            return raw
+    return None
+
+
+async def _upsert_contact(
+    context: SyncContext,
+    contact_id: str,
+    student_id: str,
+    raw: dict[str, Any] | None,
+    received_at: datetime,
+) -> Result:
+    """Record the contact's current record (None: removed), then reconcile its person(s)."""
+    ledger = context.ledger
+    previous = await ledger.get(context.school, CONTACT, contact_id)
+    contact = parse_contact(raw) if raw is not None else None
+    if isinstance(contact, Skip):
+        contact = None
+        raw = None
+    person = (person_key(contact) if contact is not None else None) or (
+        previous.person_key if previous is not None else None
+    )
+    base = previous or SyncRecord(
+        school=context.school, kind=CONTACT, isams_id=contact_id, status=Status.SKIPPED
+    )
+    if person is None:
+        await ledger.put(skipped(base, NO_PERSON, (), received_at, related_id=student_id or None))
+        return Result(Outcome.SKIPPED, reason=NO_PERSON)
+    if raw is not None and base.source.get("record") == raw and base.person_key == person:
+        return await reconcile_person(context, person, received_at)  # same record: links may wait
+    await ledger.put(
+        replace(
+            base,
+            related_id=student_id or base.related_id,
+            person_key=person,
+            source={**base.source, "record": raw},
+            last_received_at=received_at,
+        )
+    )
+    result = await reconcile_person(context, person, received_at)
+    if previous is not None and previous.person_key not in (None, person):
+        await reconcile_person(context, previous.person_key, received_at)  # moved to a new person
+    return result
+
+
+async def reconcile_person(context: SyncContext, person: str, received_at: datetime) -> Result:
+    """Bring one person's parent and all their links in line with their contact records."""
+    async with context.locks.hold(f"{context.school}:person:{person}"):
+        return await _reconcile_person(context, person, received_at)
+
+
+async def _reconcile_person(context: SyncContext, person: str, received_at: datetime) -> Result:
+    ledger = context.ledger
+    rules = rules_for(context)
+    rows = await ledger.of_person(context.school, CONTACT, person)
+    contacts: dict[str, IsamsContact] = {}
+    for row in rows:
+        parsed = parse_contact(row.source["record"]) if row.source.get("record") else None
+        if isinstance(parsed, IsamsContact):
+            contacts[row.isams_id] = parsed
+    students: dict[str, SyncRecord | None] = {
+        row.related_id: await ledger.get(context.school, "student", row.related_id)
+        for row in rows
+        if row.related_id
+    }
+    syncing = {cid for cid, contact in contacts.items() if contact_syncs(contact, rules) is None}
+    has_active_child = any(
+        _active(students.get(row.related_id or "")) for row in rows if row.isams_id in syncing
+    )
+    parent_row = await ledger.get(context.school, PARENT, person)
+    parent_base = parent_row or SyncRecord(
+        school=context.school, kind=PARENT, isams_id=person, status=Status.SKIPPED
+    )
+    plan = plan_parent(
+        representative_contact(contacts.values(), rules),
+        rules,
+        pushed_state(parent_row),
+        has_active_child,
+    )
+    if plan.skip is not None:
+        parent_after = skipped(parent_base, plan.skip.reason, plan.warnings, received_at)
+        result = Result(Outcome.SKIPPED, reason=plan.skip.reason)
+    else:
+        client = context.ports.managebac
+
+        async def same_email(write: Create) -> RemoteUser | None:
+            email = write.payload.get("email")
+            return await client.find_by_email("parents", email) if isinstance(email, str) else None
+
+        managebac_id, outcome = await apply_writes(
+            plan, "parents", parent_base.managebac_id, client, same_email, match_first=True
+        )
+        parent_after = applied(
+            parent_base,
+            plan,
+            managebac_id,
+            outcome,
+            received_at,
+            archive_reason="archived: none of this parent's children is active in ManageBac+",
+        )
+        result = Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
+    await ledger.put(parent_after)
+    for row in rows:
+        contact = contacts.get(row.isams_id)
+        await _sync_link(
+            context,
+            row,
+            contact if row.isams_id in syncing else None,
+            parent_after,
+            students.get(row.related_id or ""),
+            rules,
+            received_at,
+        )
+    return result
+
+
+async def _sync_link(
+    context: SyncContext,
+    row: SyncRecord,
+    contact: IsamsContact | None,
+    parent: SyncRecord,
+    student: SyncRecord | None,
+    rules: ParentRules,
+    received_at: datetime,
+) -> None:
+    """Link, relink or unlink one contact's parent and student; record where it stands."""
+    previous = _link_state(row)
+    warnings: list[str] = []
+    desired: str | None = None
+    if contact is not None:
+        desired, warnings = relationship_for(contact.relationship, rules.relationships)
+    parent_id, student_id = parent.managebac_id, student.managebac_id if student else None
+    action = plan_link(desired, previous)
+    reason: str | None = None
+    if contact is None:
+        reason = _why_not_synced(row, rules)
+    elif parent_id is None or parent.archived:
+        reason, action = WAITING_FOR_PARENT, _hold(action)
+    elif student_id is None or not _active(student):
+        reason, action = WAITING_FOR_STUDENT, _hold(action)
+    client = context.ports.managebac
+    if parent_id is not None and student_id is not None:
+        if isinstance(action, Link):
+            await client.link_child(parent_id, student_id, action.relationship)
+        elif isinstance(action, Relink):
+            await client.relink_child(parent_id, student_id, action.relationship)
+        elif isinstance(action, Unlink):
+            await client.unlink_child(parent_id, student_id)
+    else:
+        action = _hold(action)
+    state = link_state_after(action, previous)
+    linked = state is not None and state.linked
+    status = (
+        Status.SYNCED if linked else (Status.PENDING if contact is not None else Status.SKIPPED)
+    )
+    await context.ledger.put(
+        replace(
+            row,
+            status=status,
+            managebac_id=parent_id if linked else None,
+            reason=reason,
+            warnings=tuple(warnings),
+            source={
+                **row.source,
+                "link": None
+                if state is None
+                else {"relationship": state.relationship, "linked": state.linked},
+            },
+            last_received_at=received_at,
+        )
+    )
+
+
+def _hold(action: LinkAction) -> LinkAction:
+    """Keep an unlink (it needs no active parent); anything else waits for now."""
+    return action if isinstance(action, Unlink) else NoChange()
+
+
+def _why_not_synced(row: SyncRecord, rules: ParentRules) -> str:
+    record = row.source.get("record")
+    if not record:
+        return REMOVED
+    parsed = parse_contact(record)
+    if isinstance(parsed, Skip):
+        return parsed.reason
+    return contact_syncs(parsed, rules) or REMOVED
+
+
+def _link_state(row: SyncRecord) -> LinkState | None:
+    link = row.source.get("link")
+    if not isinstance(link, dict):
+        return None
+    return LinkState(str(link.get("relationship", "")), bool(link.get("linked")))
+
+
+def _active(student: SyncRecord | None) -> bool:
+    return (
+        student is not None
+        and student.managebac_id is not None
+        and student.status is Status.SYNCED
+        and not student.archived
+    )

@@ -1,0 +1,158 @@
+"""The whole sync on real parts, in this process but over real sockets: the iSAMS and
+ManageBac+ simulators and the ingest app on uvicorn, the consumer on the real broker, the
+ledger on SQLite. Shared by the end-to-end tests of every kind."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.main import create_app
+from app.settings import SchoolsFile, Settings, Topics
+from consumers.adapters.managebac import RetryPolicy
+from consumers.bootstrap import build_sync_service
+from consumers.outcomes import Result
+from consumers.runner import ChangeRunner, RunnerConfig
+from sim.isams.app import SimConfig as IsamsConfig
+from sim.isams.app import create_app as create_isams_app
+from sim.isams.emitter import WebhookEmitter
+from sim.isams.school import SchoolData, generate_school
+from sim.managebac import SimConfig as ManagebacConfig
+from sim.managebac import create_app as create_managebac_app
+from sim.serving import serve_app
+
+SCHOOL = "e2e-school"
+SECRET = "whsec_" + base64.b64encode(b"end-to-end-test-secret-32-bytes!").decode()
+TOKEN = "e2e-managebac-token"
+YEAR_GROUPS = {year: 20000000 + year for year in range(7, 14)}
+
+
+@dataclass
+class Stack:
+    """The running parts a test drives and inspects."""
+
+    school: SchoolData
+    settings: Settings
+    emitter: WebhookEmitter
+    thin_emitter: WebhookEmitter
+    managebac: httpx.AsyncClient
+    results: list[Result]
+    start_consumer: Callable[[], Any]
+
+    async def managebac_students(self) -> dict[str, dict[str, Any]]:
+        state = (await self.managebac.get("/_sim/state")).json()
+        return {s["student_id"]: s for s in state["students"]}
+
+    async def managebac_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = (await self.managebac.get("/_sim/state")).json()
+        return state
+
+    async def managebac_writes(self) -> int:
+        return int((await self.managebac.get("/_sim/stats")).json()["writes"])
+
+    async def wait_for_results(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.results) < count:
+            assert time.monotonic() < deadline, f"only {len(self.results)} of {count} applied"
+            await asyncio.sleep(0.05)
+
+
+def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
+    return SchoolsFile.model_validate(
+        {
+            "schools": [
+                {
+                    "id": SCHOOL,
+                    "webhook_secrets": [SECRET],
+                    "isams": {
+                        "base_url": isams_url,
+                        "client_id": "sync-client",
+                        "client_secret": "sync-secret",
+                    },
+                    "managebac": {
+                        "base_url": managebac_url,
+                        "token": TOKEN,
+                        "max_requests_per_second": 500,
+                    },
+                    "mappings": {"year_groups": YEAR_GROUPS},
+                }
+            ]
+        }
+    )
+
+
+@asynccontextmanager
+async def _consumer(
+    settings: Settings, schools: SchoolsFile, results: list[Result]
+) -> AsyncIterator[None]:
+    async with build_sync_service(settings, schools, RetryPolicy(attempts=2)) as service:
+        runner = ChangeRunner(
+            RunnerConfig(settings.kafka_bootstrap, settings.consumer_group, settings.topics),
+            service.process,
+            on_result=lambda _change, result: results.append(result),
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            yield
+        finally:
+            runner.stop()
+            await asyncio.wait_for(task, timeout=30)
+
+
+@pytest.fixture
+async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIterator[Stack]:
+    school = generate_school(40, seed=11)
+    isams = create_isams_app(IsamsConfig(), school)
+    managebac = create_managebac_app(ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS))
+    async with (
+        serve_app(isams, lifespan="off") as isams_url,
+        serve_app(managebac, lifespan="off") as managebac_url,
+    ):
+        schools = _schools(isams_url, managebac_url)
+        settings = Settings(
+            kafka_bootstrap=kafka_bootstrap,
+            kafka_topic_prefix=topics.changes.removesuffix("isams.changes"),
+            consumer_group=f"group-{topics.changes}",
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+            schools_file=tmp_path / "unused.yaml",
+        )
+        results: list[Result] = []
+        async with (
+            serve_app(create_app(settings, schools)) as ingest_url,
+            httpx.AsyncClient(timeout=30) as http,
+            httpx.AsyncClient(base_url=managebac_url) as managebac_http,
+        ):
+            common: dict[str, Any] = {
+                "base_url": ingest_url,
+                "school_id": SCHOOL,
+                "secret": SECRET,
+            }
+            consumer_running: list[Any] = []
+
+            async def start_consumer() -> None:
+                context = _consumer(settings, schools, results)
+                await context.__aenter__()
+                consumer_running.append(context)
+
+            try:
+                yield Stack(
+                    school=school,
+                    settings=settings,
+                    emitter=WebhookEmitter(school, http, fat=True, **common),
+                    thin_emitter=WebhookEmitter(school, http, fat=False, **common),
+                    managebac=managebac_http,
+                    results=results,
+                    start_consumer=start_consumer,
+                )
+            finally:
+                for context in consumer_running:
+                    await context.__aexit__(None, None, None)
