@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
@@ -26,6 +27,9 @@ from app.security import build_verifiers
 from app.settings import SchoolsFile, Settings
 from consumers.adapters.kafka_admin import ensure_topics
 from consumers.adapters.ledger import Ledger
+from consumers.adapters.managebac import RetryPolicy
+from consumers.backfill import BackfillReport, run_backfill
+from consumers.bootstrap import school_ports
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +90,22 @@ def create_app(
         topic=topics.changes,
         metrics=IngestMetrics(registry),
     )
+    by_id = schools.by_id()
+
+    async def backfill(school_id: str, dry_run: bool, force: bool) -> BackfillReport:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
+            ports = school_ports(by_id[school_id], http, RetryPolicy())
+            return await run_backfill(
+                ports, ledger, publisher, topics, dry_run=dry_run, force=force
+            )
+
     app.state.admin = admin.AdminContext(
         token=settings.admin_token,
         schools=frozenset(school.id for school in schools.schools),
         ledger=ledger,
         kafka_bootstrap=settings.kafka_bootstrap,
         topics=topics,
+        backfill=backfill,
     )
     install_problem_handlers(app)
     app.include_router(webhooks.router)

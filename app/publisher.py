@@ -15,10 +15,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+
+from app.events import ChangeEvent, QueuedChange
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +206,22 @@ def _name(exc: BaseException) -> str:
     if not text or text.startswith(name):  # aiokafka's messages often start with the name
         return text or name
     return f"{name}: {text}"
+
+
+def to_message(
+    event: ChangeEvent, school_id: str, webhook_id: str, received_at: datetime
+) -> OutgoingMessage:
+    """Build the `isams.changes` record: key `school:kind:id`, value the queued change."""
+    queued = QueuedChange.from_event(
+        event, school=school_id, webhook_id=webhook_id, received_at=received_at
+    )
+    return OutgoingMessage(
+        key=queued.key.encode(),
+        value=queued.to_bytes(),
+        headers=(
+            ("webhook-id", webhook_id.encode()),
+            ("school", school_id.encode()),
+            ("type", event.type.encode()),
+            ("content-type", b"application/json"),
+        ),
+    )

@@ -76,6 +76,21 @@ def explain(
 
 
 @cli.command()
+def backfill(
+    school: Annotated[str, typer.Option(help="School id from the schools file.")],
+    dry_run: Annotated[bool, typer.Option(help="Read iSAMS and report; queue nothing.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Go ahead even if more than 10% of synced users would go.")
+    ] = False,
+) -> None:
+    """Queue every iSAMS record of a school for sync (no iSAMS lock, no downtime)."""
+    from consumers.backfill_command import run_backfill_command
+
+    settings = _settings()
+    raise typer.Exit(asyncio.run(run_backfill_command(settings, school, dry_run, force)))
+
+
+@cli.command()
 def demo(
     students: Annotated[int, typer.Option(help="Size of the generated school.")] = 600,
     edits: Annotated[int, typer.Option(help="Live edits after the initial sync.")] = 200,

@@ -7,6 +7,7 @@ people systems, so support can ask it as often as they like.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
@@ -23,6 +24,7 @@ from consumers.adapters.dlq import (
     replay_dead_letters,
 )
 from consumers.adapters.ledger import Ledger
+from consumers.backfill import BackfillReport
 from consumers.explain import describe
 
 RecordKind = Literal["student", "contact", "staff"]
@@ -37,6 +39,7 @@ class AdminContext:
     ledger: Ledger
     kafka_bootstrap: str
     topics: Topics
+    backfill: Callable[[str, bool, bool], Awaitable[BackfillReport]]
 
 
 def _context(request: Request) -> AdminContext:
@@ -233,4 +236,64 @@ async def replay_dlq(
     replayed = await replay_dead_letters(admin.kafka_bootstrap, admin.topics, letters)
     return ReplayAnswer(
         replayed=replayed, dead_letters=[DeadLetterView.of(letter) for letter in letters]
+    )
+
+
+class BackfillRequest(BaseModel):
+    """How to run the backfill."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dry_run: bool = False
+    force: bool = False
+
+
+class BackfillAnswer(BaseModel):
+    """What the backfill found and did; `allowed` false means the guard stopped it."""
+
+    run_id: str
+    students: int
+    staff: int
+    removals: int
+    would_archive: int
+    synced: int
+    allowed: bool
+    queued: int
+    dry_run: bool
+    summary: str
+
+
+@router.post(
+    "/{school_id}/backfill",
+    operation_id="startBackfill",
+    summary="Queue every iSAMS record of the school for sync (guarded against mass archiving)",
+    responses=problem_responses(
+        {
+            400: "Body is not valid JSON",
+            401: "Missing or wrong admin token",
+            403: "Admin API disabled",
+            404: "Unknown school",
+            422: "Invalid parameters or body",
+        }
+    ),
+)
+async def start_backfill(
+    admin: AdminDep,
+    school_id: Annotated[str, Path(max_length=64)],
+    request: BackfillRequest | None = None,
+) -> BackfillAnswer:
+    _known_school(admin, school_id)
+    wanted = request or BackfillRequest()
+    report = await admin.backfill(school_id, wanted.dry_run, wanted.force)
+    return BackfillAnswer(
+        run_id=report.run_id,
+        students=report.students,
+        staff=report.staff,
+        removals=report.removals,
+        would_archive=report.would_archive,
+        synced=report.synced,
+        allowed=report.decision.allowed,
+        queued=report.queued,
+        dry_run=report.dry_run,
+        summary=report.summary(),
     )

@@ -34,10 +34,10 @@ from pydantic_core import ErrorDetails
 from starlette.requests import ClientDisconnect
 
 from app.deps import IngestContext, IngestDep
-from app.events import MAX_EVENTS_PER_REQUEST, ChangeEvent, QueuedChange
+from app.events import MAX_EVENTS_PER_REQUEST, ChangeEvent
 from app.metrics import UNKNOWN_SCHOOL
 from app.problems import FieldError, ProblemError, json_pointer, problem_responses
-from app.publisher import MessageTooLargeError, OutgoingMessage, PublishError
+from app.publisher import MessageTooLargeError, PublishError, to_message
 from app.security import WEBHOOK_HEADERS, SignatureError
 
 log = logging.getLogger(__name__)
@@ -347,23 +347,4 @@ def _invalid(errors: list[FieldError]) -> ProblemError:
     )
     return ProblemError(
         422, "invalid-event", "Invalid event", detail + ": see `errors`.", errors=shown
-    )
-
-
-def to_message(
-    event: ChangeEvent, school_id: str, webhook_id: str, received_at: datetime
-) -> OutgoingMessage:
-    """Build the `isams.changes` record: key `school:kind:id`, value the queued change."""
-    queued = QueuedChange.from_event(
-        event, school=school_id, webhook_id=webhook_id, received_at=received_at
-    )
-    return OutgoingMessage(
-        key=queued.key.encode(),
-        value=queued.to_bytes(),
-        headers=(
-            ("webhook-id", webhook_id.encode()),
-            ("school", school_id.encode()),
-            ("type", event.type.encode()),
-            ("content-type", b"application/json"),
-        ),
     )

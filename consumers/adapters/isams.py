@@ -84,14 +84,27 @@ class IsamsClient:
 
     async def all_students(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
         """Yield every student, page by page (for backfills)."""
+        async for item in self._all("/api/students", "students", page_size, STUDENT_EXPAND):
+            yield item
+
+    async def all_employees(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Yield every member of staff, page by page (for backfills)."""
+        path = "/api/humanresources/employees"
+        async for item in self._all(path, "employees", page_size, None):
+            yield item
+
+    async def _all(
+        self, path: str, collection: str, page_size: int, expand: str | None
+    ) -> AsyncIterator[dict[str, Any]]:
         page = 1
         while True:
-            body = await self._get_json(
-                "/api/students", {"page": page, "pageSize": page_size, "expand": STUDENT_EXPAND}
-            )
+            params: dict[str, Any] = {"page": page, "pageSize": page_size}
+            if expand:
+                params["expand"] = expand
+            body = await self._get_json(path, params)
             if body is None:
                 return
-            for item in body.get("students", []):
+            for item in body.get(collection, []):
                 if isinstance(item, dict):
                     yield item
             if page >= int(body.get("totalPages") or 1):

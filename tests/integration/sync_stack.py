@@ -33,6 +33,7 @@ from sim.serving import serve_app
 SCHOOL = "e2e-school"
 SECRET = "whsec_" + base64.b64encode(b"end-to-end-test-secret-32-bytes!").decode()
 TOKEN = "e2e-managebac-token"
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 YEAR_GROUPS = {year: 20000000 + year for year in range(7, 14)}
 
 
@@ -42,6 +43,8 @@ class Stack:
 
     school: SchoolData
     settings: Settings
+    schools: SchoolsFile
+    ingest_url: str
     emitter: WebhookEmitter
     thin_emitter: WebhookEmitter
     managebac: httpx.AsyncClient
@@ -124,6 +127,7 @@ async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIt
             consumer_group=f"group-{topics.changes}",
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
             schools_file=tmp_path / "unused.yaml",
+            admin_token=ADMIN_TOKEN,
         )
         results: list[Result] = []
         async with (
@@ -147,6 +151,8 @@ async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIt
                 yield Stack(
                     school=school,
                     settings=settings,
+                    schools=schools,
+                    ingest_url=ingest_url,
                     emitter=WebhookEmitter(school, http, fat=True, **common),
                     thin_emitter=WebhookEmitter(school, http, fat=False, **common),
                     managebac=managebac_http,
