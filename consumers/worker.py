@@ -21,7 +21,7 @@ from app.settings import Settings, load_schools
 from consumers.adapters.kafka_admin import ensure_topics, ping
 from consumers.bootstrap import build_sync_service
 from consumers.metrics import record_result
-from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.runner import ChangeRunner, RetrySchedule, RunnerConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ async def run_worker(settings: Settings, health_host: str, health_port: int) -> 
                 bootstrap=settings.kafka_bootstrap,
                 group_id=settings.consumer_group,
                 topics=settings.topics,
+                retry=RetrySchedule(settings.retry_delays)
+                if settings.retry_delays
+                else RetrySchedule(),
             ),
             service.process,
             on_result=record_result,
