@@ -68,9 +68,13 @@ async def sync_contact(change: QueuedChange, context: SyncContext) -> Result:
 
 
 async def sync_contacts_of_student(
-    context: SyncContext, student_id: str, received_at: datetime
+    context: SyncContext, student_id: str, received_at: datetime, student_moved: bool
 ) -> None:
-    """Reconcile a student's contacts: new and changed ones, and those that vanished."""
+    """Reconcile a student's contacts: new and changed ones, and those that vanished.
+
+    `student_moved`: the student was created, adopted, archived or unarchived, so every
+    one of their parents is reconciled; otherwise only contacts that changed or wait.
+    """
     listed = await context.ports.isams.student_contacts(student_id)
     known = {
         row.isams_id: row
@@ -83,9 +87,14 @@ async def sync_contacts_of_student(
     seen: set[str] = set()
     for raw in listed:
         contact_id = str(raw.get("id", ""))
-        if contact_id:
-            seen.add(contact_id)
-            await _upsert_contact(context, contact_id, student_id, raw, received_at)
+        if not contact_id:
+            continue
+        seen.add(contact_id)
+        row = known.get(contact_id)
+        settled = row is not None and row.status is not Status.PENDING
+        if settled and not student_moved and row is not None and row.source.get("record") == raw:
+            continue  # nothing new for this contact's parent or link
+        await _upsert_contact(context, contact_id, student_id, raw, received_at)
     for contact_id in known.keys() - seen:
         await _upsert_contact(context, contact_id, student_id, None, received_at)
 
@@ -175,8 +184,11 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
         has_active_child,
     )
     if plan.skip is not None:
-        parent_after = skipped(parent_base, plan.skip.reason, plan.warnings, received_at)
-        result = Result(Outcome.SKIPPED, reason=plan.skip.reason)
+        reason = plan.skip.reason
+        if not syncing and rows:  # say which rule keeps the person out, not just that one does
+            reason = f"{reason}: {_why_not_synced(rows[0], rules)}"
+        parent_after = skipped(parent_base, reason, plan.warnings, received_at)
+        result = Result(Outcome.SKIPPED, reason=reason)
     else:
         client = context.ports.managebac
 

@@ -16,6 +16,8 @@ from consumers.outcomes import Outcome, Result
 from consumers.sync_parents import sync_contacts_of_student
 
 KIND = "student"
+# Outcomes that change whether the student counts as an active child of their parents.
+_MOVES = frozenset({Outcome.CREATED, Outcome.ADOPTED, Outcome.ARCHIVED, Outcome.UNARCHIVED})
 
 
 def rules_for(context: SyncContext) -> StudentRules:
@@ -32,7 +34,12 @@ async def sync_student(change: QueuedChange, context: SyncContext) -> Result:
     async with failures_translated():
         result = await _sync_student(change, context)
         if result.outcome is not Outcome.STALE:
-            await sync_contacts_of_student(context, change.event.record_id, change.received_at)
+            await sync_contacts_of_student(
+                context,
+                change.event.record_id,
+                change.received_at,
+                student_moved=result.outcome in _MOVES,
+            )
         return result
 
 

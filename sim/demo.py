@@ -169,10 +169,13 @@ async def _run(
             live = WebhookEmitter(school, http, fat=False, **emitter_args)
 
             phase1_start = datetime.now(UTC)
-            events = list(initial.events_for_all_students())
+            students_events = initial.events_for_all_students()
+            staff_events = initial.events_for_all_staff()
+            events = [*students_events, *staff_events]
             await _send_and_follow(
                 console,
-                f"Initial sync: {len(events)} students",
+                f"Initial sync: {len(students_events)} students (with their parents) and "
+                f"{len(staff_events)} staff",
                 http,
                 metrics_url,
                 sender=initial.send_all(events),
@@ -283,15 +286,29 @@ def _summary(
         table.add_row(outcome, str(count))
     console.print(table)
 
-    reasons = Counter(r.reason for r in records if r.status.value == "skipped" and r.reason)
-    skipped = Table(title="Students not in ManageBac+, by reason")
+    people = Table(title="In the ledger, by kind and status")
+    people.add_column("kind")
+    for status in ("synced", "archived", "pending", "skipped"):
+        people.add_column(status, justify="right")
+    by_kind = Counter((r.kind, r.status.value) for r in records)
+    for kind in ("student", "parent", "contact", "staff"):
+        people.add_row(
+            kind, *(str(by_kind[(kind, s)]) for s in ("synced", "archived", "pending", "skipped"))
+        )
+    console.print(people)
+
+    skipped = Table(title="Not in ManageBac+, by reason (top 8)")
+    skipped.add_column("kind")
     skipped.add_column("reason")
-    skipped.add_column("students", justify="right")
-    for reason, count in reasons.most_common():
-        skipped.add_row(reason, str(count))
+    skipped.add_column("count", justify="right")
+    reasons = Counter(
+        (r.kind, r.reason) for r in records if r.status.value == "skipped" and r.reason
+    )
+    for (kind, reason), count in reasons.most_common(8):
+        skipped.add_row(kind, reason, str(count))
     console.print(skipped)
 
-    latency = Table(title="End-to-end latency (webhook received → ManageBac+ write)")
+    latency = Table(title="Students' end-to-end latency (webhook received → ManageBac+ write)")
     latency.add_column("phase")
     latency.add_column("writes", justify="right")
     latency.add_column("p50 ms", justify="right")
@@ -303,18 +320,23 @@ def _summary(
         values = [
             r.latency_ms
             for r in records
-            if r.latency_ms is not None
+            if r.kind == "student"
+            and r.latency_ms is not None
             and r.last_received_at is not None
             and r.last_received_at >= start
             and (end is None or r.last_received_at < end)
         ]
         latency.add_row(name, str(len(values)), *_percentiles(values))
     console.print(latency)
-    in_managebac = [s for s in state["students"] if not s.get("archived")]
+    held = ", ".join(
+        f"{sum(not u.get('archived') for u in state[kind])} active and "
+        f"{sum(bool(u.get('archived')) for u in state[kind])} archived {kind}"
+        for kind in ("students", "parents", "teachers")
+    )
     console.print(
-        f"ManageBac+ now holds {len(in_managebac)} active and "
-        f"{len(state['students']) - len(in_managebac)} archived students; it answered "
-        f"{stats['total']} API requests ({stats['statuses'].get('429', 0)} rate-limited)."
+        f"ManageBac+ now holds {held}, and {len(state['links'])} parent-child links. "
+        f"It answered {stats['total']} API requests "
+        f"({stats['statuses'].get('429', 0)} rate-limited)."
     )
 
 

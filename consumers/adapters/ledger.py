@@ -22,6 +22,7 @@ from sqlalchemy import (
     Select,
     String,
     Text,
+    event,
     select,
     text,
 )
@@ -114,7 +115,20 @@ def engine_from_url(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_async_engine(database_url)
+    engine = create_async_engine(database_url)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: no fsync per commit (a crash can only lose the newest
+    rows, which the next change of the record rewrites: processing is state-based), and
+    a busy timeout so the ingest's reads never fail while a consumer writes."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
 
 
 class Ledger:
