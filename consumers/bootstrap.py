@@ -37,11 +37,19 @@ def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) ->
 
 @asynccontextmanager
 async def build_sync_service(
-    settings: Settings, schools: SchoolsFile, retry: RetryPolicy | None = None
+    settings: Settings,
+    schools: SchoolsFile,
+    retry: RetryPolicy | None = None,
+    ledger: Ledger | None = None,
 ) -> AsyncIterator[SyncService]:
-    """Yield a ready SyncService; close its connections on the way out."""
-    ledger = Ledger.from_url(settings.database_url)
-    await ledger.create_schema()
+    """Yield a ready SyncService; close what it opened on the way out.
+
+    A `ledger` passed in is used as is (already migrated) and left open.
+    """
+    owned = ledger is None
+    if ledger is None:
+        ledger = Ledger.from_url(settings.database_url)
+        await ledger.create_schema()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
     async with httpx.AsyncClient(timeout=httpx.Timeout(15.0), limits=limits) as http:
         policy = retry or RetryPolicy()
@@ -49,4 +57,5 @@ async def build_sync_service(
         try:
             yield SyncService(ports, ledger)
         finally:
-            await ledger.close()
+            if owned:
+                await ledger.close()

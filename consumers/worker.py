@@ -10,15 +10,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.routes.health import build_health_router
 from app.settings import Settings, load_schools
-from consumers.adapters.kafka_admin import ensure_topics, ping
+from consumers.adapters.kafka_admin import TopicCreationError, ensure_topics, ping
+from consumers.adapters.ledger import Ledger
 from consumers.bootstrap import build_sync_service
 from consumers.metrics import record_result
 from consumers.runner import ChangeRunner, RetrySchedule, RunnerConfig
@@ -27,54 +29,73 @@ log = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings, health_host: str, health_port: int) -> None:
-    """Run until a stop signal, then shut down cleanly."""
-    schools = load_schools(settings.schools_file)
-    async with build_sync_service(settings, schools) as service:
-        runner = ChangeRunner(
-            RunnerConfig(
-                bootstrap=settings.kafka_bootstrap,
-                group_id=settings.consumer_group,
-                topics=settings.topics,
-                retry=RetrySchedule(settings.retry_delays)
-                if settings.retry_delays
-                else RetrySchedule(),
-            ),
-            service.process,
-            on_result=record_result,
-        )
-        health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
-        health_app.include_router(
-            build_health_router(
-                {
-                    "kafka": lambda: ping(settings.kafka_bootstrap, timeout=2.0),
-                    "ledger": service.ledger.ping,
-                }
-            )
-        )
-        server = _QuietServer(
-            uvicorn.Config(
-                health_app, host=health_host, port=health_port, log_config=None, access_log=False
-            )
-        )
-        stopping = asyncio.Event()
+    """Run until a stop signal, then shut down cleanly.
 
-        def request_stop() -> None:
-            log.info("stop requested: finishing in-flight changes")
-            stopping.set()
+    The health port comes up first, so a probe sees a live process that is not ready while
+    Kafka or the database is still unreachable; the worker waits for both rather than exit.
+    """
+    schools = load_schools(settings.schools_file)
+    stopping = asyncio.Event()
+    runners: list[ChangeRunner] = []
+
+    def request_stop() -> None:
+        log.info("stop requested: finishing in-flight changes")
+        stopping.set()
+        for runner in runners:
             runner.stop()
 
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, request_stop)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop)
 
-        health_task = asyncio.create_task(server.serve())
-        try:
-            await _run_until_stopped(settings, runner, stopping)
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await health_task
+    ledger = Ledger.from_url(settings.database_url)
+    server = _health_server(settings, ledger, health_host, health_port)
+    health_task = asyncio.create_task(server.serve())
+    try:
+        if await _retry_until_stopped("ledger", ledger.create_schema, stopping):
+            async with build_sync_service(settings, schools, ledger=ledger) as service:
+                runner = ChangeRunner(
+                    RunnerConfig(
+                        bootstrap=settings.kafka_bootstrap,
+                        group_id=settings.consumer_group,
+                        topics=settings.topics,
+                        retry=RetrySchedule(settings.retry_delays)
+                        if settings.retry_delays
+                        else RetrySchedule(),
+                    ),
+                    service.process,
+                    on_result=record_result,
+                )
+                runners.append(runner)
+                if stopping.is_set():
+                    runner.stop()
+
+                async def consume() -> None:
+                    await ensure_topics(settings.kafka_bootstrap, settings.topics.all())
+                    await runner.run()
+
+                await _retry_until_stopped("kafka", consume, stopping)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await health_task
+        await ledger.close()
     log.info("consumer stopped cleanly")
+
+
+def _health_server(settings: Settings, ledger: Ledger, host: str, port: int) -> uvicorn.Server:
+    health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
+    health_app.include_router(
+        build_health_router(
+            {
+                "kafka": lambda: ping(settings.kafka_bootstrap, timeout=2.0),
+                "ledger": ledger.ping,
+            }
+        )
+    )
+    return _QuietServer(
+        uvicorn.Config(health_app, host=host, port=port, log_config=None, access_log=False)
+    )
 
 
 class _QuietServer(uvicorn.Server):
@@ -85,19 +106,21 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def _run_until_stopped(
-    settings: Settings, runner: ChangeRunner, stopping: asyncio.Event
-) -> None:
+async def _retry_until_stopped(
+    what: str, attempt: Callable[[], Awaitable[None]], stopping: asyncio.Event
+) -> bool:
+    """Run `attempt` until it succeeds, waiting longer after each failure; False if stopped."""
     backoff = 1.0
     while not stopping.is_set():
         try:
-            await ensure_topics(settings.kafka_bootstrap, settings.topics.all())
-            await runner.run()
-            return
-        except (KafkaError, OSError, TimeoutError) as exc:
+            await attempt()
+            return True
+        except (KafkaError, TopicCreationError, SQLAlchemyError, OSError, TimeoutError) as exc:
             log.warning(
-                "Kafka unavailable; retrying", extra={"error": type(exc).__name__, "in_s": backoff}
+                f"{what} unavailable; retrying",
+                extra={"error": type(exc).__name__, "in_s": backoff},
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=backoff)
             backoff = min(backoff * 2, 30.0)
+    return False

@@ -118,3 +118,26 @@ def test_a_bad_setting_stops_start_up_naming_it(
     assert result.returncode == 2
     assert named in result.stderr
     assert "token-from-the-environment" not in result.stderr
+
+
+@pytest.mark.kafka
+async def test_consume_waits_for_an_unreachable_database_instead_of_exiting(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(tmp_path, kafka_bootstrap, "nodb.")
+    env["SYNC_DATABASE_URL"] = f"postgresql+asyncpg://sync:pw@127.0.0.1:{free_port()}/ledger"
+    process = _consume(tmp_path, env, port)
+    process.start()
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/healthz", process)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["failed"] == ["ledger"]
+        assert process.alive()
+        assert process.process is not None
+        process.process.send_signal(signal.SIGTERM)
+        assert process.process.wait(30) == 0, process.log_tail()
+    finally:
+        process.stop()
