@@ -33,8 +33,7 @@ demo: venv
 	$(BIN)/isams-sync demo
 
 bench: venv
-	scripts/kafka.sh start
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench.ingest
 
 clean:
 	scripts/kafka.sh stop || true
