@@ -22,7 +22,8 @@ class IngestContext:
     metrics: IngestMetrics
 
 
-def get_ingest(request: Request) -> IngestContext:
+async def get_ingest(request: Request) -> IngestContext:
+    """Fetch the ingest context (async: FastAPI runs plain `def` dependencies in threads)."""
     context = request.app.state.ingest
     assert isinstance(context, IngestContext)
     return context

@@ -13,19 +13,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from app.events import ChangeEvent, QueuedChange
 
 log = logging.getLogger(__name__)
 
 Prepare = Callable[[], Awaitable[None]]
+# Errors after which an idempotent producer stays broken: only a new producer recovers.
+_PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +140,28 @@ class KafkaPublisher:
         for result in results:
             if isinstance(result, MessageSizeTooLargeError):
                 raise MessageTooLargeError(str(result)) from result
+            if isinstance(result, _PRODUCER_STATE_ERRORS):
+                await self._replace(producer, result)
             if isinstance(result, BaseException):
                 raise PublishError(f"Kafka did not acknowledge: {_name(result)}") from result
+
+    async def _replace(self, producer: AIOKafkaProducer, error: BaseException) -> None:
+        """Drop a producer whose idempotence state the broker no longer accepts; reconnect.
+
+        After a broker restart that cut batches off, aiokafka's idempotent producer keeps
+        sending with sequence numbers the broker refuses (OutOfOrderSequenceNumber) and never
+        recovers (aio-libs/aiokafka#1017). A new producer gets a new producer id.
+        """
+        async with self._lock:
+            if self._state is not producer:
+                return  # another request replaced it already
+            self._state = _NotConnected(_name(error))
+        log.warning("kafka producer state lost (%s); reconnecting", _name(error))
+        await _close(producer, self._timeout)
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.create_task(
+                self._reconnect_forever(), name="kafka-reconnect"
+            )
 
     async def ping(self) -> bool:
         """Return whether the producer is connected and a metadata request succeeds."""
@@ -162,6 +190,10 @@ class KafkaPublisher:
                 acks="all",
                 request_timeout_ms=int(self._timeout * 1000),
                 retry_backoff_ms=100,
+                # Concurrent requests share batches: a 1 ms linger and bigger batches cut
+                # the per-event cost under load without adding noticeable latency.
+                linger_ms=1,
+                max_batch_size=512 * 1024,
             )
             try:
                 async with asyncio.timeout(self._timeout):
@@ -209,15 +241,35 @@ def _name(exc: BaseException) -> str:
 
 
 def to_message(
-    event: ChangeEvent, school_id: str, webhook_id: str, received_at: datetime
+    event: ChangeEvent,
+    school_id: str,
+    webhook_id: str,
+    received_at: datetime,
+    raw: Mapping[str, Any] | None = None,
 ) -> OutgoingMessage:
-    """Build the `isams.changes` record: key `school:kind:id`, value the queued change."""
-    queued = QueuedChange.from_event(
-        event, school=school_id, webhook_id=webhook_id, received_at=received_at
-    )
+    """Build the `isams.changes` record: key `school:kind:id`, value the queued change.
+
+    `raw` is the event exactly as received and validated (hot path: it is serialised as is
+    instead of dumping the model again); without it the model is dumped.
+    """
+    if raw is None:
+        value = QueuedChange.from_event(
+            event, school=school_id, webhook_id=webhook_id, received_at=received_at
+        ).to_bytes()
+    else:
+        value = orjson.dumps(
+            {
+                **raw,
+                "school": school_id,
+                "webhook_id": webhook_id,
+                "received_at": received_at,
+                "attempts": 0,
+            },
+            option=orjson.OPT_UTC_Z,
+        )
     return OutgoingMessage(
-        key=queued.key.encode(),
-        value=queued.to_bytes(),
+        key=f"{school_id}:{event.kind}:{event.record_id}".encode(),
+        value=value,
         headers=(
             ("webhook-id", webhook_id.encode()),
             ("school", school_id.encode()),
