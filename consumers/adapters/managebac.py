@@ -237,7 +237,7 @@ class ManagebacClient:
             wait = _retry_wait(response)
             self._paused_until = time.monotonic() + wait
             raise _TransientError(f"{method} {path}: 429 rate limited", wait=wait)
-        if status >= 500:
+        if status >= 500 or status == 409:  # 409: a concurrent change; the next try sees it
             raise _TransientError(f"{method} {path}: {status}")
         if status >= 400:
             raise ManagebacRejectedError(status, response.text, method, path)
