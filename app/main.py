@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 API_TITLE = "isams-sync ingest"
 API_VERSION = "1.0.0"
-TOPIC_PARTITIONS = 6  # for topics created at start-up; existing topics keep theirs
 TOPIC_CREATION_TIMEOUT = 10.0
 
 
@@ -46,18 +45,22 @@ def create_app(
     verifiers = build_verifiers(schools)
     topics = settings.topics
     registry = new_registry()
+    kafka = settings.kafka
     owned: KafkaPublisher | None = None
     if publisher is None:
 
         async def create_topics() -> None:
             await ensure_topics(
-                settings.kafka_bootstrap,
+                kafka,
                 topics.all(),
-                TOPIC_PARTITIONS,
+                settings.kafka_topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
                 timeout=TOPIC_CREATION_TIMEOUT,
             )
 
-        owned = KafkaPublisher(settings.kafka_bootstrap, prepare=create_topics)
+        owned = KafkaPublisher(
+            kafka, prepare=create_topics if settings.kafka_create_topics else None
+        )
         publisher = owned
     ledger = Ledger.from_url(settings.database_url)
 
@@ -103,7 +106,7 @@ def create_app(
         token=settings.admin_token,
         schools=frozenset(school.id for school in schools.schools),
         ledger=ledger,
-        kafka_bootstrap=settings.kafka_bootstrap,
+        kafka=kafka,
         topics=topics,
         backfill=backfill,
     )

@@ -28,6 +28,7 @@ from aiokafka.errors import (
 )
 
 from app.events import ChangeEvent, QueuedChange
+from app.kafka_connection import Kafka, client_options
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class KafkaPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Kafka,
         *,
         prepare: Prepare | None = None,
         timeout: float = 5.0,
@@ -184,7 +185,7 @@ class KafkaPublisher:
             if self.connected:
                 return True
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **client_options(self._bootstrap),
                 client_id=self._client_id,
                 enable_idempotence=True,
                 acks="all",

@@ -10,9 +10,10 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from aiokafka.helpers import create_ssl_context
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -22,8 +23,11 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.kafka_connection import KafkaConnection
 
 
 class ConfigError(Exception):
@@ -41,6 +45,14 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/sync.db"
     schools_file: Path = Path("./schools.yaml")
     admin_token: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_create_topics: bool = True
+    kafka_topic_partitions: int = Field(default=6, ge=1, le=1000)
+    kafka_replication_factor: int = Field(default=1, ge=-1, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Waits (s) before each retry of a parked change, then the DLQ; unset = the runner's
     # own schedule. Comma-separated in the environment: SYNC_RETRY_DELAYS=2,10,30.
@@ -80,6 +92,41 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name, value in (
+                    ("SYNC_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("SYNC_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                    ("SYNC_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"SYNC_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    + ", ".join(missing)
+                )
+        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
+            raise ValueError(f"SYNC_KAFKA_SSL_CAFILE: no such file {self.kafka_ssl_cafile}")
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """Return how to connect to Kafka, with the TLS/SASL options when set."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+        if self.kafka_security_protocol.startswith("SASL_") and self.kafka_sasl_password:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return KafkaConnection(self.kafka_bootstrap, options)
 
     @property
     def topics(self) -> Topics:
@@ -248,7 +295,10 @@ def _describe(exc: ValidationError, prefix: str = "", upper: bool = False) -> st
     """Name each failing setting without echoing its value (it may be a secret)."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        location = ".".join(str(item) for item in error["loc"]) or "(root)"
+        if not error["loc"]:  # a check across settings names them in its message
+            parts.append(error["msg"].removeprefix("Value error, "))
+            continue
+        location = ".".join(str(item) for item in error["loc"])
         name = prefix + (location.upper() if upper else location)
         parts.append(f"{name}: {error['msg']}")
     return "; ".join(parts)

@@ -24,13 +24,13 @@ async def run_backfill_command(
         console.print(f"[red]No school {school_id!r} in {settings.schools_file}[/red]")
         return 2
     ledger = Ledger.from_url(settings.database_url)
-    publisher = None if dry_run else KafkaPublisher(settings.kafka_bootstrap, timeout=30.0)
+    publisher = None if dry_run else KafkaPublisher(settings.kafka, timeout=30.0)
     try:
         await ledger.create_schema()
         if publisher is not None:
             await publisher.start()
             if not await publisher.ping():
-                console.print(f"[red]Kafka does not answer at {settings.kafka_bootstrap}[/red]")
+                console.print(f"[red]Kafka does not answer at {settings.kafka}[/red]")
                 return 1
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
             ports = school_ports(schools[school_id], http, RetryPolicy())

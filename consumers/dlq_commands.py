@@ -67,7 +67,7 @@ def register(cli: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         settings = settings_of()
         letters = asyncio.run(
             list_dead_letters(
-                settings.kafka_bootstrap, settings.topics, _filter(school, record, since, until)
+                settings.kafka, settings.topics, _filter(school, record, since, until)
             )
         )
         Console().print(render(letters))
@@ -85,12 +85,10 @@ def register(cli: typer.Typer, settings_of: Callable[[], Settings]) -> None:
         selection = _filter(school, record, since, until)
 
         async def run() -> tuple[list[DeadLetter], int]:
-            letters = await list_dead_letters(settings.kafka_bootstrap, settings.topics, selection)
+            letters = await list_dead_letters(settings.kafka, settings.topics, selection)
             if dry_run:
                 return letters, 0
-            return letters, await replay_dead_letters(
-                settings.kafka_bootstrap, settings.topics, letters
-            )
+            return letters, await replay_dead_letters(settings.kafka, settings.topics, letters)
 
         letters, replayed = asyncio.run(run())
         console = Console()

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.kafka_connection import Kafka
 from app.routes.health import build_health_router
 from app.settings import Settings, load_schools
 from consumers.adapters.kafka_admin import TopicCreationError, ensure_topics, ping
@@ -48,15 +49,16 @@ async def run_worker(settings: Settings, health_host: str, health_port: int) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
 
+    kafka = settings.kafka
     ledger = Ledger.from_url(settings.database_url)
-    server = _health_server(settings, ledger, health_host, health_port)
+    server = _health_server(kafka, ledger, health_host, health_port)
     health_task = asyncio.create_task(server.serve())
     try:
         if await _retry_until_stopped("ledger", ledger.create_schema, stopping):
             async with build_sync_service(settings, schools, ledger=ledger) as service:
                 runner = ChangeRunner(
                     RunnerConfig(
-                        bootstrap=settings.kafka_bootstrap,
+                        bootstrap=kafka,
                         group_id=settings.consumer_group,
                         topics=settings.topics,
                         retry=RetrySchedule(settings.retry_delays)
@@ -71,7 +73,13 @@ async def run_worker(settings: Settings, health_host: str, health_port: int) -> 
                     runner.stop()
 
                 async def consume() -> None:
-                    await ensure_topics(settings.kafka_bootstrap, settings.topics.all())
+                    if settings.kafka_create_topics:
+                        await ensure_topics(
+                            kafka,
+                            settings.topics.all(),
+                            settings.kafka_topic_partitions,
+                            replication_factor=settings.kafka_replication_factor,
+                        )
                     await runner.run()
 
                 await _retry_until_stopped("kafka", consume, stopping)
@@ -83,12 +91,12 @@ async def run_worker(settings: Settings, health_host: str, health_port: int) -> 
     log.info("consumer stopped cleanly")
 
 
-def _health_server(settings: Settings, ledger: Ledger, host: str, port: int) -> uvicorn.Server:
+def _health_server(kafka: Kafka, ledger: Ledger, host: str, port: int) -> uvicorn.Server:
     health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
     health_app.include_router(
         build_health_router(
             {
-                "kafka": lambda: ping(settings.kafka_bootstrap, timeout=2.0),
+                "kafka": lambda: ping(kafka, timeout=2.0),
                 "ledger": ledger.ping,
             }
         )

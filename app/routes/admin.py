@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from app.kafka_connection import Kafka
 from app.problems import ProblemError, problem_responses
 from app.settings import Topics
 from consumers.adapters.dlq import (
@@ -37,7 +38,7 @@ class AdminContext:
     token: SecretStr | None
     schools: frozenset[str]
     ledger: Ledger
-    kafka_bootstrap: str
+    kafka: Kafka
     topics: Topics
     backfill: Callable[[str, bool, bool], Awaitable[BackfillReport]]
 
@@ -199,9 +200,7 @@ def _known_school(admin: AdminContext, school_id: str) -> None:
 )
 async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64)]) -> DeadLetters:
     _known_school(admin, school_id)
-    letters = await list_dead_letters(
-        admin.kafka_bootstrap, admin.topics, DeadLetterFilter(school=school_id)
-    )
+    letters = await list_dead_letters(admin.kafka, admin.topics, DeadLetterFilter(school=school_id))
     return DeadLetters(dead_letters=[DeadLetterView.of(letter) for letter in letters])
 
 
@@ -227,13 +226,13 @@ async def replay_dlq(
     _known_school(admin, school_id)
     wanted = request or ReplayRequest()
     letters = await list_dead_letters(
-        admin.kafka_bootstrap,
+        admin.kafka,
         admin.topics,
         DeadLetterFilter(
             school=school_id, key=wanted.record, since=wanted.since, until=wanted.until
         ),
     )
-    replayed = await replay_dead_letters(admin.kafka_bootstrap, admin.topics, letters)
+    replayed = await replay_dead_letters(admin.kafka, admin.topics, letters)
     return ReplayAnswer(
         replayed=replayed, dead_letters=[DeadLetterView.of(letter) for letter in letters]
     )

@@ -15,6 +15,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.events import QueuedChange
+from app.kafka_connection import Kafka, client_options
 from app.settings import Topics
 
 REPLAY_OF = "replay-of"
@@ -63,7 +64,7 @@ class DeadLetterFilter:
 
 
 async def list_dead_letters(
-    bootstrap: str, topics: Topics, selection: DeadLetterFilter | None = None
+    bootstrap: Kafka, topics: Topics, selection: DeadLetterFilter | None = None
 ) -> list[DeadLetter]:
     """Read the whole DLQ topic; return the letters not yet replayed that match."""
     letters, replayed = await _read(bootstrap, topics.dlq)
@@ -73,9 +74,11 @@ async def list_dead_letters(
     ]
 
 
-async def replay_dead_letters(bootstrap: str, topics: Topics, letters: Iterable[DeadLetter]) -> int:
+async def replay_dead_letters(
+    bootstrap: Kafka, topics: Topics, letters: Iterable[DeadLetter]
+) -> int:
     """Republish each letter's change (attempts reset), then mark it replayed; return count."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**client_options(bootstrap), enable_idempotence=True, acks="all")
     await producer.start()
     count = 0
     try:
@@ -107,10 +110,10 @@ def _fresh_attempts(value: bytes) -> bytes:
     return change.model_copy(update={"attempts": 0}).to_bytes()
 
 
-async def _read(bootstrap: str, topic: str) -> tuple[list[DeadLetter], set[str]]:
+async def _read(bootstrap: Kafka, topic: str) -> tuple[list[DeadLetter], set[str]]:
     """Read a topic from the start to its current end, without joining a group."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **client_options(bootstrap), group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     letters: list[DeadLetter] = []

@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from app.kafka_connection import Kafka, client_options
+
 log = logging.getLogger(__name__)
 
 _RETRY_PAUSE = 0.5  # seconds between attempts while waiting; the broker starts in seconds
@@ -32,10 +34,10 @@ class TopicCreationError(Exception):
 
 
 @asynccontextmanager
-async def _admin(bootstrap: str, request_timeout: float) -> AsyncIterator[AIOKafkaAdminClient]:
+async def _admin(bootstrap: Kafka, request_timeout: float) -> AsyncIterator[AIOKafkaAdminClient]:
     """Yield a started admin client and always close it, even if starting failed."""
     client = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         client_id="isams-sync-admin",
         request_timeout_ms=max(1, int(request_timeout * 1000)),
     )
@@ -46,14 +48,14 @@ async def _admin(bootstrap: str, request_timeout: float) -> AsyncIterator[AIOKaf
         await client.close()
 
 
-async def _list_topics(bootstrap: str, timeout: float) -> list[str]:
+async def _list_topics(bootstrap: Kafka, timeout: float) -> list[str]:
     """Return the topic names; one bounded attempt (connect plus one metadata request)."""
     async with asyncio.timeout(timeout), _admin(bootstrap, timeout) as admin:
         topics: list[str] = await admin.list_topics()
         return topics
 
 
-async def ping(bootstrap: str, timeout: float) -> bool:
+async def ping(bootstrap: Kafka, timeout: float) -> bool:
     """Return whether Kafka answers a metadata request within `timeout` seconds.
 
     Never raises (a readiness probe answers 503, not 500): any failure, including a malformed
@@ -67,7 +69,7 @@ async def ping(bootstrap: str, timeout: float) -> bool:
     return True
 
 
-async def wait_until_ready(bootstrap: str, timeout: float) -> None:
+async def wait_until_ready(bootstrap: Kafka, timeout: float) -> None:
     """Retry a metadata request until Kafka answers; raise KafkaNotReadyError after `timeout`."""
     deadline = time.monotonic() + timeout
     attempts = 0
@@ -91,7 +93,7 @@ async def wait_until_ready(bootstrap: str, timeout: float) -> None:
 
 
 async def ensure_topics(
-    bootstrap: str,
+    bootstrap: Kafka,
     topics: Iterable[str],
     partitions: int = 6,
     *,
@@ -116,7 +118,7 @@ async def ensure_topics(
         ) from None
 
 
-async def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 30.0) -> None:
+async def delete_topics(bootstrap: Kafka, topics: Iterable[str], timeout: float = 30.0) -> None:
     """Delete topics that exist (tests clean up after themselves); missing ones are fine."""
     async with asyncio.timeout(timeout), _admin(bootstrap, timeout) as admin:
         existing = set(await admin.list_topics())
@@ -126,7 +128,7 @@ async def delete_topics(bootstrap: str, topics: Iterable[str], timeout: float = 
 
 
 async def _create_and_wait(
-    bootstrap: str, names: list[str], partitions: int, replication_factor: int, timeout: float
+    bootstrap: Kafka, names: list[str], partitions: int, replication_factor: int, timeout: float
 ) -> None:
     """Send one CreateTopics request, then poll metadata until every partition has a leader."""
     async with _admin(bootstrap, timeout) as admin:

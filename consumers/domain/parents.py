@@ -242,6 +242,6 @@ def _id_order(value: str | None) -> tuple[int, int, str]:
     """Order ids numerically when they are numbers, else as text; a missing id last."""
     if value is None:
         return (2, 0, "")
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "¹".isdigit() is true, but int() refuses it
         return (0, int(value), value)
     return (1, 0, value)

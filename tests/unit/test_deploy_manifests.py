@@ -28,7 +28,6 @@ import typer.core
 import typer.main
 import yaml
 
-from app.main import TOPIC_PARTITIONS
 from app.routes.health import build_health_router
 from app.settings import Settings, expand_variables, load_schools, load_settings
 from consumers.cli import cli
@@ -602,7 +601,8 @@ def test_shutdown_has_time_to_drain(directory: Path) -> None:
     assert isinstance(drain, float)
     assert pod_spec(consumer)["terminationGracePeriodSeconds"] >= max(60, drain + 30)
     # More consumers than partitions sit idle (and a topic the service creates has this many).
-    assert consumer["spec"]["replicas"] <= TOPIC_PARTITIONS
+    partitions = Settings.model_fields["kafka_topic_partitions"].default
+    assert consumer["spec"]["replicas"] <= partitions
     ingest = find(objects, "Deployment", "isams-sync-ingest")
     (container,) = containers(ingest)
     sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]

@@ -543,3 +543,17 @@ def test_warnings_carry_no_personal_values() -> None:
     assert len(result.warnings) == 2
     for value in ("Zed", "Zorgland", "Anne", "Milbanke", "anne.milbanke"):
         assert value not in text
+
+
+def test_ids_that_only_look_like_digits_do_not_break_the_representative_choice() -> None:
+    from consumers.domain.parents import ParentRules, representative_contact
+
+    rules = ParentRules.from_settings(["Parents"], {})
+    contacts = [
+        IsamsContact.model_validate(
+            {"id": ident, "personId": "7", "contactType": "Parents", "surname": "S"}
+        )
+        for ident in ("¹", "2")
+    ]
+    chosen = representative_contact(contacts, rules)
+    assert chosen is not None and chosen.id == "2"

@@ -144,3 +144,45 @@ def test_variables_expand_inside_values_only_so_secrets_cannot_break_the_yaml(
     tricky = 'a": b # c\\ d'
     schools = load_schools(path, environ={"TRICKY": tricky})
     assert schools.schools[0].isams.client_secret.get_secret_value() == tricky
+
+
+def test_sasl_without_its_credentials_names_the_missing_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("SYNC_KAFKA_SASL_USERNAME", "sync")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert "SYNC_KAFKA_SASL_MECHANISM" in message
+    assert "SYNC_KAFKA_SASL_PASSWORD" in message
+    assert "SYNC_KAFKA_SASL_USERNAME" not in message
+
+
+def test_sasl_ssl_gives_every_kafka_client_tls_and_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ssl
+
+    from app.kafka_connection import client_options
+
+    monkeypatch.setenv("SYNC_KAFKA_BOOTSTRAP", "kafka-0.kafka:9093")
+    monkeypatch.setenv("SYNC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("SYNC_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("SYNC_KAFKA_SASL_USERNAME", "sync")
+    monkeypatch.setenv("SYNC_KAFKA_SASL_PASSWORD", "kafka-password-123")
+    kafka = load_settings().kafka
+    options = client_options(kafka)
+    assert options["bootstrap_servers"] == "kafka-0.kafka:9093"
+    assert options["security_protocol"] == "SASL_SSL"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "kafka-password-123"
+    assert "kafka-password-123" not in f"{kafka}"
+
+
+def test_a_missing_ca_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SYNC_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("SYNC_KAFKA_SSL_CAFILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="SYNC_KAFKA_SSL_CAFILE"):
+        load_settings()
