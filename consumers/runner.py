@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,9 +30,12 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import KafkaError
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from app.events import QueuedChange
+from app.kafka_connection import Kafka, client_options
 from app.settings import Topics
 from consumers.offsets import OffsetTracker
 from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
@@ -41,6 +45,10 @@ log = logging.getLogger(__name__)
 Processor = Callable[[QueuedChange], Awaitable[Result]]
 Record: TypeAlias = ConsumerRecord[Any, Any]
 NOT_BEFORE = "not-before"
+# After these, aiokafka's idempotent producer stays broken (aio-libs/aiokafka#1017), e.g.
+# once a broker restart cut batches off: only a new producer (a new producer id) recovers.
+_PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
+_OUR_PACKAGES = frozenset({"app", "consumers", "sim"})
 
 
 class ResultSink(Protocol):
@@ -64,7 +72,7 @@ class RetrySchedule:
 class RunnerConfig:
     """Tuning of the consumer loop."""
 
-    bootstrap: str
+    bootstrap: Kafka
     group_id: str
     topics: Topics
     max_in_flight: int = 64
@@ -93,11 +101,12 @@ class ChangeRunner:
             config.topics.retry: asyncio.Semaphore(config.max_parked_in_flight),
         }
         self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
-        self._tails: dict[tuple[str, bytes | None], asyncio.Task[None]] = {}
+        self._tails: dict[bytes | None, asyncio.Task[None]] = {}  # by key, both topics
         self._running: set[asyncio.Task[None]] = set()
         self._revoked: set[TopicPartition] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
 
     def stop(self) -> None:
         """Ask the loop to finish running records, commit and leave the group."""
@@ -110,23 +119,27 @@ class ChangeRunner:
     async def run(self) -> None:
         """Run until `stop()`; then drain, commit and leave the group cleanly."""
         config = self._config
-        producer = AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap, enable_idempotence=True, acks="all"
-        )
+        producer = self._new_producer()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
+            **client_options(config.bootstrap),
             group_id=config.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=config.max_batch,
+            # Range assignment gives partition p of both topics to the same consumer (they
+            # have as many partitions), so one record's new and retried changes meet in one
+            # process, whose per-key chain keeps them apart. Round robin stays listed so a
+            # rolling upgrade from it still finds a protocol every member speaks.
+            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         )
         consumer.subscribe(
             [config.topics.changes, config.topics.retry], listener=_CommitOnRevoke(self)
         )
         await producer.start()
+        self._producer = producer
         try:
             await consumer.start()
-            self._consumer, self._producer = consumer, producer
+            self._consumer = consumer
             committer = asyncio.create_task(self._commit_periodically())
             try:
                 await self._fetch_loop(consumer)
@@ -138,8 +151,13 @@ class ChangeRunner:
                 await self._commit()
                 await consumer.stop()  # leaves the group
         finally:
-            await producer.stop()
+            await (self._producer or producer).stop()
             self._consumer = self._producer = None
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_options(self._config.bootstrap), enable_idempotence=True, acks="all"
+        )
 
     async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
@@ -150,7 +168,7 @@ class ChangeRunner:
                         return
 
     async def _dispatch(self, partition: TopicPartition, record: Record) -> bool:
-        """Start the record after the previous one with its key; False once stopping."""
+        """Start the record (it runs after the running one with its key); False once stopping."""
         slots = self._slots[partition.topic]
         await slots.acquire()
         if self._stopping.is_set():
@@ -158,51 +176,78 @@ class ChangeRunner:
             return False
         self._revoked.discard(partition)
         self._offsets.started(partition, record.offset)
-        chain = (partition.topic, record.key)
-        task = asyncio.create_task(self._run_after(self._tails.get(chain), partition, record))
-        self._tails[chain] = task
+        task = asyncio.create_task(self._run(partition, record))
         self._running.add(task)
 
         def forget(done: asyncio.Task[None]) -> None:
             slots.release()
             self._running.discard(done)
-            if self._tails.get(chain) is done:
-                del self._tails[chain]
+            if self._tails.get(record.key) is done:
+                del self._tails[record.key]
 
         task.add_done_callback(forget)
         return True
 
-    async def _run_after(
-        self, previous: asyncio.Task[None] | None, partition: TopicPartition, record: Record
-    ) -> None:
+    async def _run(self, partition: TopicPartition, record: Record) -> None:
+        """Wait until a parked record is due, then run it after its key's running record.
+
+        One chain per key across both topics: a retried change and a newer one for the same
+        record never run at once (each reads the ledger, then writes ManageBac+; together,
+        the older could land last and stay). The wait for `not-before` comes before joining
+        the chain, so a parked record holds nobody up while it waits. Tasks start in the
+        order they were created, so records of `isams.changes` keep their order per key.
+        """
+        if partition.topic == self._config.topics.retry and not await self._wait_until_due(
+            partition, record
+        ):
+            return  # stop or rebalance: redelivered
+        previous = self._tails.get(record.key)
+        current = asyncio.current_task()
+        assert current is not None
+        self._tails[record.key] = current
         if previous is not None:
             await asyncio.wait([previous])
-        if await self._handle(partition, record):
-            self._offsets.finished(partition, record.offset)
+        try:
+            await self._handle(record)
+        except Exception as exc:
+            # Only a stop or a lost partition gets here (parking waits out Kafka failures):
+            # the record stays uncommitted, so it is redelivered.
+            log.warning(
+                "change abandoned; it will be redelivered",
+                extra={"key": _text(record.key), "error": type(exc).__name__},
+            )
+            return
+        self._offsets.finished(partition, record.offset)
 
-    async def _handle(self, partition: TopicPartition, record: Record) -> bool:
-        """Process one record; return False if it was abandoned (stop or rebalance)."""
+    async def _handle(self, record: Record) -> None:
+        """Process one record until it is applied, skipped, parked or dead-lettered."""
         try:
             change = QueuedChange.from_bytes(record.value)
         except ValueError as exc:
             # A value we cannot even read is parked with its reason, never dropped.
             await self._dead_letter(record, None, "undecodable", str(exc)[:500], attempts=1)
-            return True
-        if partition.topic == self._config.topics.retry and not await self._wait_until_due(
-            partition, record
-        ):
-            return False
+            return
         attempts = change.attempts + 1
         try:
             result = await self._process(change)
         except PermanentFailureError as exc:
             await self._dead_letter(record, change, exc.error_class, exc.detail, attempts)
-            return True
+            return
         except TransientFailureError as exc:
             await self._park(record, change, str(exc), attempts)
-            return True
+            return
+        except Exception as exc:
+            # A bug or an unforeseen failure (the ledger, say) is retried like a transient
+            # one, so the change ends applied or in the DLQ with a reason, never stuck
+            # unfinished (which would also hold back every later commit of its partition).
+            # Only the class and place are kept: the message may quote personal data.
+            error = f"unexpected {type(exc).__name__} at {_where(exc)}"
+            log.error(
+                "change failed unexpectedly", extra={"key": _text(record.key), "error": error}
+            )
+            await self._park(record, change, error, attempts)
+            return
         self._report(change, result)
-        return True
 
     async def _wait_until_due(self, partition: TopicPartition, record: Record) -> bool:
         """Sleep until the record's `not-before`; give up on stop or when the partition goes."""
@@ -219,16 +264,13 @@ class ChangeRunner:
         if delay is None:
             await self._dead_letter(record, change, "retries-exhausted", error, attempts)
             return
-        assert self._producer is not None
         parked = change.model_copy(update={"attempts": attempts})
         headers = [
             (NOT_BEFORE, f"{time.time() + delay:.3f}".encode()),
             ("attempts", str(attempts).encode()),
             ("error-detail", error.encode()[:2000]),
         ]
-        await self._producer.send_and_wait(
-            self._config.topics.retry, value=parked.to_bytes(), key=record.key, headers=headers
-        )
+        await self._send(self._config.topics.retry, record, parked.to_bytes(), headers)
         log.warning(
             "change parked for a retry",
             extra={"key": _text(record.key), "attempt": attempts, "in_s": delay, "error": error},
@@ -242,7 +284,6 @@ class ChangeRunner:
         detail: str,
         attempts: int,
     ) -> None:
-        assert self._producer is not None
         headers = [
             ("error-class", error_class.encode()),
             ("error-detail", detail.encode()[:2000]),
@@ -252,11 +293,53 @@ class ChangeRunner:
         ]
         if change is not None:
             headers.append(("school", change.school.encode()))
-        await self._producer.send_and_wait(
-            self._config.topics.dlq, value=record.value, key=record.key, headers=headers
-        )
+        await self._send(self._config.topics.dlq, record, record.value, headers)
         log.error("change dead-lettered", extra={"key": _text(record.key), "error": error_class})
         self._report(change, Result(Outcome.DEAD_LETTERED, reason=f"{error_class}: {detail}"))
+
+    async def _send(
+        self, topic: str, record: Record, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send to the retry or DLQ topic, waiting out Kafka failures: a record is finished
+        only once it is parked, so the send is tried again until it works, the loop stops
+        or the partition goes (then the record is redelivered)."""
+        pause = 0.5
+        partition = TopicPartition(record.topic, record.partition)
+        while True:
+            producer = self._producer
+            assert producer is not None
+            try:
+                await producer.send_and_wait(topic, value=value, key=record.key, headers=headers)
+                return
+            except KafkaError as exc:
+                if self._stopping.is_set() or partition in self._revoked:
+                    raise
+                log.warning(
+                    "Kafka refused a parked change; trying again",
+                    extra={"key": _text(record.key), "error": type(exc).__name__, "in_s": pause},
+                )
+                if isinstance(exc, _PRODUCER_STATE_ERRORS):
+                    await self._renew_producer(producer)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+    async def _renew_producer(self, broken: AIOKafkaProducer) -> None:
+        """Replace a producer the broker no longer accepts (unless another task did)."""
+        stale: AIOKafkaProducer = broken  # (mypy narrows `broken` by the check below)
+        async with self._producer_lock:
+            if self._producer is not broken:
+                return
+            fresh = self._new_producer()
+            try:
+                await fresh.start()
+            except KafkaError as exc:
+                log.warning("no new Kafka producer yet", extra={"error": type(exc).__name__})
+                await fresh.stop()
+                return
+            self._producer = fresh
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            async with asyncio.timeout(5.0):
+                await stale.stop()
 
     def _report(self, change: QueuedChange | None, result: Result) -> None:
         if self._on_result is not None:
@@ -324,6 +407,28 @@ def _header_float(record: Record, name: str) -> float | None:
             except (ValueError, UnicodeDecodeError):
                 return None
     return None
+
+
+def _where(exc: BaseException) -> str:
+    """Return `file.py:line` of the innermost frame of our code (else the innermost)."""
+    ours = innermost = None
+    tb = exc.__traceback__
+    while tb is not None:
+        innermost = tb
+        code = tb.tb_frame.f_code
+        root = str(tb.tb_frame.f_globals.get("__name__", "")).split(".", 1)[0]
+        library = (
+            root in sys.stdlib_module_names
+            or "-packages/" in code.co_filename
+            or code.co_filename.startswith("<")  # generated code, e.g. SQLAlchemy's
+        )
+        if root in _OUR_PACKAGES or not library:
+            ours = tb
+        tb = tb.tb_next
+    frame = ours or innermost
+    if frame is None:
+        return "?"
+    return f"{frame.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}"
 
 
 def _text(value: bytes | None) -> str:
