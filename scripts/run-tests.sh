@@ -20,6 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The tests' broker is the one this script manages (KAFKA_PORT moves it, e.g. for a second
+# checkout on the same machine).
+export SYNC_TEST_KAFKA_BOOTSTRAP="${SYNC_TEST_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
 if ! scripts/kafka.sh status >/dev/null 2>&1; then
   scripts/kafka.sh start
   started_kafka=1
