@@ -91,20 +91,19 @@ class RecordExplanation(BaseModel):
 
 
 router = APIRouter(prefix="/v1/schools", tags=["admin"])
+_ADMIN_ERRORS = {
+    401: "Missing or wrong admin token",
+    403: "Admin API disabled (SYNC_ADMIN_TOKEN unset)",
+    404: "Unknown school",
+    422: "Invalid parameters or body",
+}
 
 
 @router.get(
     "/{school_id}/records/{kind}/{isams_id}",
     operation_id="explainRecord",
     summary="Say why a record is or is not in ManageBac+",
-    responses=problem_responses(
-        {
-            401: "Missing or wrong admin token",
-            403: "Admin API disabled (SYNC_ADMIN_TOKEN unset)",
-            404: "Unknown school",
-            422: "Unknown record kind or invalid id",
-        }
-    ),
+    responses=problem_responses({**_ADMIN_ERRORS, 422: "Unknown record kind or invalid id"}),
 )
 async def explain_record(
     admin: AdminDep,
@@ -189,14 +188,7 @@ def _known_school(admin: AdminContext, school_id: str) -> None:
     "/{school_id}/dlq",
     operation_id="listDeadLetters",
     summary="List a school's parked changes",
-    responses=problem_responses(
-        {
-            401: "Missing or wrong admin token",
-            403: "Admin API disabled",
-            404: "Unknown school",
-            422: "Invalid parameters or body",
-        }
-    ),
+    responses=problem_responses(_ADMIN_ERRORS),
 )
 async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64)]) -> DeadLetters:
     _known_school(admin, school_id)
@@ -208,15 +200,7 @@ async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64
     "/{school_id}/dlq/replay",
     operation_id="replayDeadLetters",
     summary="Send a school's parked changes back to be applied (each once)",
-    responses=problem_responses(
-        {
-            400: "Body is not valid JSON",
-            401: "Missing or wrong admin token",
-            403: "Admin API disabled",
-            404: "Unknown school",
-            422: "Invalid parameters or body",
-        }
-    ),
+    responses=problem_responses({**_ADMIN_ERRORS, 400: "Body is not valid JSON"}),
 )
 async def replay_dlq(
     admin: AdminDep,
@@ -266,15 +250,7 @@ class BackfillAnswer(BaseModel):
     "/{school_id}/backfill",
     operation_id="startBackfill",
     summary="Queue every iSAMS record of the school for sync (guarded against mass archiving)",
-    responses=problem_responses(
-        {
-            400: "Body is not valid JSON",
-            401: "Missing or wrong admin token",
-            403: "Admin API disabled",
-            404: "Unknown school",
-            422: "Invalid parameters or body",
-        }
-    ),
+    responses=problem_responses({**_ADMIN_ERRORS, 400: "Body is not valid JSON"}),
 )
 async def start_backfill(
     admin: AdminDep,
