@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -21,12 +21,15 @@ from sqlalchemy import (
     Index,
     Select,
     String,
+    Table,
     Text,
     event,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -72,6 +75,8 @@ class _RecordRow(_Base):
 
 # The tables as the models describe them: what Alembic's autogenerate compares with.
 metadata = _Base.metadata
+_TABLE = cast(Table, _RecordRow.__table__)
+_KEY = ("school", "kind", "isams_id")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -88,7 +93,8 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def _to_record(row: _RecordRow) -> SyncRecord:
+def _to_record(row: Any) -> SyncRecord:
+    """Build the domain record from a row (an ORM object or a Core row: same names)."""
     return SyncRecord(
         school=row.school,
         kind=row.kind,
@@ -165,65 +171,74 @@ class Ledger:
 
     async def get(self, school: str, kind: str, isams_id: str) -> SyncRecord | None:
         """Return the record's row, or None when it was never seen."""
-        async with self._sessions() as session:
-            row = await session.get(_RecordRow, (school, kind, isams_id))
-            return _to_record(row) if row is not None else None
+        query = select(_TABLE).where(
+            _TABLE.c.school == school, _TABLE.c.kind == kind, _TABLE.c.isams_id == isams_id
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return _to_record(row) if row is not None else None
 
     async def put(self, record: SyncRecord) -> None:
-        """Insert or replace the record's row."""
-        async with self._sessions.begin() as session:
-            await session.merge(
-                _RecordRow(
-                    school=record.school,
-                    kind=record.kind,
-                    isams_id=record.isams_id,
-                    status=record.status.value,
-                    managebac_id=record.managebac_id,
-                    related_id=record.related_id,
-                    person_key=record.person_key,
-                    pushed=record.pushed,
-                    source=record.source,
-                    content_hash=record.content_hash,
-                    archived=record.archived,
-                    reason=record.reason,
-                    warnings=list(record.warnings),
-                    source_updated_at=record.source_updated_at,
-                    last_received_at=_utc(record.last_received_at),
-                    last_applied_at=_utc(record.last_applied_at),
-                    latency_ms=record.latency_ms,
-                )
-            )
+        """Insert or replace the record's row: one upsert statement, safe when two
+        consumers write the same new key at once."""
+        values = {
+            "school": record.school,
+            "kind": record.kind,
+            "isams_id": record.isams_id,
+            "status": record.status.value,
+            "managebac_id": record.managebac_id,
+            "related_id": record.related_id,
+            "person_key": record.person_key,
+            "pushed": record.pushed,
+            "source": record.source,
+            "content_hash": record.content_hash,
+            "archived": record.archived,
+            "reason": record.reason,
+            "warnings": list(record.warnings),
+            "source_updated_at": record.source_updated_at,
+            "last_received_at": _utc(record.last_received_at),
+            "last_applied_at": _utc(record.last_applied_at),
+            "latency_ms": record.latency_ms,
+        }
+        insert = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(_TABLE).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=_KEY,
+            set_={name: value for name, value in values.items() if name not in _KEY},
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
 
     async def records(self, school: str, kind: str | None = None) -> list[SyncRecord]:
         """Return every record of a school (optionally of one kind)."""
-        query = select(_RecordRow).where(_RecordRow.school == school)
+        query = select(_TABLE).where(_TABLE.c.school == school)
         if kind is not None:
-            query = query.where(_RecordRow.kind == kind)
+            query = query.where(_TABLE.c.kind == kind)
         return await self._select(query)
 
     async def related(self, school: str, kind: str, related_id: str) -> list[SyncRecord]:
         """Return the records of `kind` that point at `related_id` (a student's contacts)."""
         return await self._select(
-            select(_RecordRow).where(
-                _RecordRow.school == school,
-                _RecordRow.kind == kind,
-                _RecordRow.related_id == related_id,
+            select(_TABLE).where(
+                _TABLE.c.school == school,
+                _TABLE.c.kind == kind,
+                _TABLE.c.related_id == related_id,
             )
         )
 
     async def of_person(self, school: str, kind: str, person_key: str) -> list[SyncRecord]:
         """Return the records of `kind` that belong to one person (their contact rows)."""
         return await self._select(
-            select(_RecordRow).where(
-                _RecordRow.school == school,
-                _RecordRow.kind == kind,
-                _RecordRow.person_key == person_key,
+            select(_TABLE).where(
+                _TABLE.c.school == school,
+                _TABLE.c.kind == kind,
+                _TABLE.c.person_key == person_key,
             )
         )
 
-    async def _select(self, query: Select[_RecordRow]) -> list[SyncRecord]:
-        async with self._sessions() as session:
-            rows = (await session.scalars(query)).all()
+    async def _select(self, query: Select[Any]) -> list[SyncRecord]:
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
         return [_to_record(row) for row in rows]
 
     async def status_counts(self, school: str) -> Counter[str]:
