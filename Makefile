@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv kafka-up kafka-down test lint demo bench clean
+.PHONY: venv kafka-up kafka-down test chaos lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: venv
 
 test: venv
 	scripts/run-tests.sh
+
+# The fault tests alone (tests/faults, ~3 min); `make test` runs them too.
+chaos: venv
+	scripts/run-tests.sh tests/faults
 
 demo: venv
 	$(BIN)/isams-sync demo
