@@ -155,8 +155,7 @@ async def start_stack(
                 "sim.managebac",
                 "--port",
                 str(ports["managebac"]),
-                "--token",
-                managebac_token,
+                f"--token={managebac_token}",  # (a token may start with "-")
                 "--year-groups",
                 ",".join(f"{k}:{v}" for k, v in YEAR_GROUPS.items()),
             ),
