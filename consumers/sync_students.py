@@ -9,6 +9,7 @@ from app.events import QueuedChange
 from consumers.adapters.managebac import RemoteUser
 from consumers.apply import applied, apply_writes, failures_translated, pushed_state, skipped
 from consumers.context import SyncContext
+from consumers.domain.isams import IsamsStudent
 from consumers.domain.plan import Create, Skip, is_stale
 from consumers.domain.records import Status, SyncRecord
 from consumers.domain.students import StudentRules, parse_student, plan_student
@@ -73,7 +74,16 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
         today=datetime.now(UTC).date(),
     )
     if plan.skip is not None:
-        await ledger.put(skipped(base, plan.skip.reason, plan.warnings, change.received_at))
+        await ledger.put(
+            skipped(
+                base,
+                plan.skip.reason,
+                plan.warnings,
+                change.received_at,
+                # A skip is applied too: an older version parked for a retry must not undo it.
+                source_updated_at=_version(record, base),
+            )
+        )
         return Result(Outcome.SKIPPED, reason=plan.skip.reason)
 
     async def same_student_id(write: Create) -> RemoteUser | None:
@@ -88,7 +98,6 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
         same_student_id,
         match_first=False,
     )
-    last_updated = record.last_updated if record is not None else None
     await ledger.put(
         applied(
             base,
@@ -97,10 +106,17 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
             outcome,
             change.received_at,
             archive_reason=_archive_reason(change),
-            source_updated_at=last_updated.isoformat() if last_updated else base.source_updated_at,
+            source_updated_at=_version(record, base),
         )
     )
     return Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
+
+
+def _version(record: IsamsStudent | None, base: SyncRecord) -> str | None:
+    """Return the iSAMS version now applied: the record's lastUpdated, else the last one."""
+    if record is not None and record.last_updated is not None:
+        return record.last_updated.isoformat()
+    return base.source_updated_at
 
 
 def _archive_reason(change: QueuedChange) -> str:

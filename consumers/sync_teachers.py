@@ -68,7 +68,15 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
     )
     if plan.skip is not None:
         await ledger.put(
-            skipped(base, plan.skip.reason, plan.warnings, change.received_at, source=source)
+            skipped(
+                base,
+                plan.skip.reason,
+                plan.warnings,
+                change.received_at,
+                source=source,
+                # A skip is applied too: an older version parked for a retry must not undo it.
+                source_updated_at=_version(employee, base),
+            )
         )
         return Result(Outcome.SKIPPED, reason=plan.skip.reason)
 
@@ -81,7 +89,6 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
     managebac_id, outcome = await apply_writes(
         plan, "teachers", base.managebac_id, client, same_email, match_first=True
     )
-    last_updated = employee.last_updated if employee is not None else None
     await ledger.put(
         applied(
             base,
@@ -91,10 +98,17 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
             change.received_at,
             archive_reason=_archive_reason(change, employee),
             source=source,
-            source_updated_at=last_updated.isoformat() if last_updated else base.source_updated_at,
+            source_updated_at=_version(employee, base),
         )
     )
     return Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
+
+
+def _version(employee: IsamsEmployee | None, base: SyncRecord) -> str | None:
+    """Return the iSAMS version now applied: the record's lastUpdated, else the last one."""
+    if employee is not None and employee.last_updated is not None:
+        return employee.last_updated.isoformat()
+    return base.source_updated_at
 
 
 def _archive_reason(change: QueuedChange, employee: IsamsEmployee | None) -> str:

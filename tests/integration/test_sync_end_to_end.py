@@ -130,3 +130,20 @@ async def test_a_student_in_an_unmapped_year_is_skipped_with_the_reason(
     assert row is not None
     assert row.status is Status.SKIPPED
     assert row.reason is not None and "4" in row.reason and "year_groups" in row.reason
+
+
+async def test_an_older_version_arriving_after_a_skip_does_not_undo_it(stack: Stack) -> None:
+    record = _current_mapped_student(stack.school)
+    sid = record["schoolId"]
+    older = stack.emitter.student_event(sid)  # current, as it was
+    stack.school.edit_student(sid, {"systemStatus": "Leaver", "leavingDate": "2026-07-20"})
+    newer = stack.emitter.student_event(sid)  # has left
+    await stack.start_consumer()
+
+    await stack.emitter.send(newer)
+    await stack.wait_for_results(1)
+    await stack.emitter.send(older)  # e.g. back from the retry topic
+    await stack.wait_for_results(2)
+
+    assert [r.outcome.value for r in stack.results] == ["skipped", "stale"]
+    assert record["schoolCode"] not in await stack.managebac_students()
