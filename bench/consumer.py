@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import platform
 import resource
@@ -44,6 +43,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.events import ChangeEvent, QueuedChange
+from app.logs import configure_logging
 from app.settings import SchoolsFile, Settings, Topics
 from bench.cpu import process_cpu
 from consumers.adapters.kafka_admin import delete_topics, ensure_topics
@@ -242,7 +242,6 @@ async def consume(
     database_url: str,
     phases: list[Phase],
     options: argparse.Namespace,
-    timeout: float = 120,
 ) -> tuple[dict[str, Timing], Counter[str], str | None]:
     """Run the real runner and service; time each phase's records from first to last."""
     schools = SchoolsFile.model_validate({"schools": [school_document(sims)]})
@@ -282,6 +281,7 @@ async def consume(
                 # The runner is running: it takes the records as they arrive (writing them
                 # costs this process ~0.1 ms each, counted in its CPU below).
                 await preload(bootstrap, topics.changes, phase.events)
+                timeout = 60 + 0.2 * len(phase.events)  # 5 records/s at the very least
                 deadline = time.monotonic() + timeout
                 while len(stamps) < wanted:
                     if task.done():
@@ -432,7 +432,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("WARNING")  # the service's own JSON lines, with their ids and reasons
     options = parse_args(argv)
     if options.uvloop:
         import uvloop

@@ -105,7 +105,10 @@ class Stack:
         deadline = time.monotonic() + timeout
         while (done := await self.processed()) < count:
             if time.monotonic() > deadline:
-                raise SystemExit(f"only {done} of {count} changes processed in {timeout:.0f}s")
+                raise SystemExit(
+                    f"only {done} of {count} changes processed in {timeout:.0f}s; consume's "
+                    f"log ends:\n{self.processes['consume'].log_tail(20)}"
+                )
             for process in self.processes.values():
                 if not process.alive():
                     raise SystemExit(f"{process.name} died:\n{process.log_tail()}")
