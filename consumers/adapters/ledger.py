@@ -7,6 +7,8 @@ new revision there, and `tests/integration/test_ledger_contract.py` fails until 
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,12 +130,20 @@ def engine_from_url(database_url: str) -> AsyncEngine:
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL with synchronous=NORMAL: no fsync per commit (a crash can only lose the newest
-    rows, which the next change of the record rewrites: processing is state-based), and
-    a busy timeout so the ingest's reads never fail while a consumer writes."""
+    """Set WAL (readers never wait for the writer) with synchronous=NORMAL: no fsync per
+    commit (a crash can only lose the newest rows, which the next change of the record
+    rewrites: processing is state-based), and a busy timeout so that concurrent writers
+    wait instead of failing."""
     cursor = connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode")
+    mode = cursor.fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        # Persistent in the file: whichever connection gets the lock first sets it; one
+        # that finds the file locked by another process leaves it to that one.
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
@@ -156,8 +166,6 @@ class Ledger:
         and find nothing left to do. A ledger made before migrations existed is adopted.
         """
         async with self._engine.begin() as connection:
-            if self._engine.dialect.name == "sqlite":
-                await connection.execute(text("PRAGMA journal_mode=WAL"))
             await migrations.upgrade_async(connection)
 
     async def ping(self) -> bool:
