@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from app.events import QueuedChange
 from consumers.adapters.isams import IsamsAuthError, IsamsError
 from consumers.adapters.managebac import (
     ManagebacClient,
@@ -27,9 +28,10 @@ from consumers.domain.plan import (
     Unarchive,
     Update,
     content_hash,
+    is_stale,
 )
 from consumers.domain.records import Status, SyncRecord
-from consumers.outcomes import Outcome, PermanentFailureError, TransientFailureError
+from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
 
 FindExisting = Callable[[Create], Awaitable[RemoteUser | None]]
 
@@ -161,3 +163,22 @@ def skipped(
         last_received_at=received_at,
         **changes,
     )
+
+
+STALE = Result(Outcome.STALE, reason="an older version than the one already applied")
+
+
+def is_stale_change(
+    change: QueuedChange, last_updated: datetime | None, previous: SyncRecord | None
+) -> bool:
+    """Tell whether a fat event carries an older iSAMS version than the one last applied."""
+    return (
+        change.data.record is not None
+        and previous is not None
+        and is_stale(last_updated, previous.source_updated_at)
+    )
+
+
+def applied_version(last_updated: datetime | None, base: SyncRecord) -> str | None:
+    """Return the iSAMS version now applied: the record's lastUpdated, else the last one."""
+    return last_updated.isoformat() if last_updated is not None else base.source_updated_at

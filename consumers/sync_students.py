@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 
 from app.events import QueuedChange
 from consumers.adapters.managebac import RemoteUser
-from consumers.apply import applied, apply_writes, failures_translated, pushed_state, skipped
+from consumers.apply import (
+    STALE,
+    applied,
+    applied_version,
+    apply_writes,
+    failures_translated,
+    is_stale_change,
+    pushed_state,
+    skipped,
+)
 from consumers.context import SyncContext
-from consumers.domain.isams import IsamsStudent
-from consumers.domain.plan import Create, Skip, is_stale
+from consumers.domain.plan import Create, Skip
 from consumers.domain.records import Status, SyncRecord
 from consumers.domain.students import StudentRules, parse_student, plan_student
 from consumers.outcomes import Outcome, Result
@@ -58,13 +66,9 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
     if isinstance(record, Skip):
         await ledger.put(skipped(base, record.reason, (), change.received_at))
         return Result(Outcome.SKIPPED, reason=record.reason)
-    if (
-        change.data.record is not None
-        and record is not None
-        and previous is not None
-        and is_stale(record.last_updated, previous.source_updated_at)
-    ):
-        return Result(Outcome.STALE, reason="an older version than the one already applied")
+    version = record.last_updated if record is not None else None
+    if record is not None and is_stale_change(change, version, previous):
+        return STALE
 
     plan = plan_student(
         record,
@@ -81,7 +85,7 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
                 plan.warnings,
                 change.received_at,
                 # A skip is applied too: an older version parked for a retry must not undo it.
-                source_updated_at=_version(record, base),
+                source_updated_at=applied_version(version, base),
             )
         )
         return Result(Outcome.SKIPPED, reason=plan.skip.reason)
@@ -106,17 +110,10 @@ async def _sync_student(change: QueuedChange, context: SyncContext) -> Result:
             outcome,
             change.received_at,
             archive_reason=_archive_reason(change),
-            source_updated_at=_version(record, base),
+            source_updated_at=applied_version(version, base),
         )
     )
     return Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
-
-
-def _version(record: IsamsStudent | None, base: SyncRecord) -> str | None:
-    """Return the iSAMS version now applied: the record's lastUpdated, else the last one."""
-    if record is not None and record.last_updated is not None:
-        return record.last_updated.isoformat()
-    return base.source_updated_at
 
 
 def _archive_reason(change: QueuedChange) -> str:

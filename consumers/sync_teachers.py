@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from app.events import QueuedChange
 from consumers.adapters.managebac import RemoteUser
-from consumers.apply import applied, apply_writes, failures_translated, pushed_state, skipped
+from consumers.apply import (
+    STALE,
+    applied,
+    applied_version,
+    apply_writes,
+    failures_translated,
+    is_stale_change,
+    pushed_state,
+    skipped,
+)
 from consumers.context import SyncContext
 from consumers.domain.isams import IsamsEmployee
-from consumers.domain.plan import Create, Skip, is_stale
+from consumers.domain.plan import Create, Skip
 from consumers.domain.records import Status, SyncRecord
 from consumers.domain.teachers import TeacherRules, parse_employee, plan_teacher
 from consumers.outcomes import Outcome, Result
@@ -51,13 +60,9 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
     if isinstance(employee, Skip):
         await ledger.put(skipped(base, employee.reason, (), change.received_at, source=source))
         return Result(Outcome.SKIPPED, reason=employee.reason)
-    if (
-        change.data.record is not None
-        and employee is not None
-        and previous is not None
-        and is_stale(employee.last_updated, previous.source_updated_at)
-    ):
-        return Result(Outcome.STALE, reason="an older version than the one already applied")
+    version = employee.last_updated if employee is not None else None
+    if employee is not None and is_stale_change(change, version, previous):
+        return STALE
 
     plan = plan_teacher(
         employee,
@@ -75,7 +80,7 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
                 change.received_at,
                 source=source,
                 # A skip is applied too: an older version parked for a retry must not undo it.
-                source_updated_at=_version(employee, base),
+                source_updated_at=applied_version(version, base),
             )
         )
         return Result(Outcome.SKIPPED, reason=plan.skip.reason)
@@ -98,17 +103,10 @@ async def _sync_staff(change: QueuedChange, context: SyncContext) -> Result:
             change.received_at,
             archive_reason=_archive_reason(change, employee),
             source=source,
-            source_updated_at=_version(employee, base),
+            source_updated_at=applied_version(version, base),
         )
     )
     return Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
-
-
-def _version(employee: IsamsEmployee | None, base: SyncRecord) -> str | None:
-    """Return the iSAMS version now applied: the record's lastUpdated, else the last one."""
-    if employee is not None and employee.last_updated is not None:
-        return employee.last_updated.isoformat()
-    return base.source_updated_at
 
 
 def _archive_reason(change: QueuedChange, employee: IsamsEmployee | None) -> str:
