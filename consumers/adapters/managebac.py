@@ -45,11 +45,11 @@ class ManagebacUnavailableError(ManagebacError):
 
 
 class _TransientError(Exception):
-    """A failure worth retrying; `wait` is the server's requested delay, if any."""
+    """A failure worth retrying with backoff (5xx, 409, timeouts, connection errors)."""
 
-    def __init__(self, detail: str, wait: float | None = None) -> None:
-        super().__init__(detail)
-        self.wait = wait
+
+class _RateLimitedError(Exception):
+    """ManageBac+ answered 429: wait as asked and try again, without using up an attempt."""
 
 
 @dataclass(frozen=True)
@@ -66,33 +66,55 @@ class RetryPolicy:
     """How hard to try before giving up on a call; tests shrink it."""
 
     attempts: int = 5
+    """Tries against 5xx, 409, timeouts and connection errors; 429s don't count."""
     timeout: float = 30.0
+    """Time for those tries; time spent waiting out 429s comes on top of it."""
     wait_initial: float = 0.2
     wait_max: float = 5.0
+    rate_limit_wait_max: float = _MAX_429_WAIT
+    """The longest single wait a 429 may ask for; a longer one is cut to this."""
+    rate_limit_budget: float = 120.0
+    """How long one call may be held back by 429s before it gives up as unavailable.
+
+    429s don't use up `attempts` (the server only asked us to wait), so without this bound a
+    server answering 429 for ever would hold the record, and the later changes of the same
+    record queued behind it, for ever; past it the change is parked on the retry topic.
+    120 s is two of the longest waits we honour, and stays well inside Kafka's
+    max.poll.interval (300 s), which a rebalance (it waits for in-flight records) and a fetch
+    loop whose in-flight slots are all held up both run into.
+    """
 
 
-def _backoff(exc: Exception) -> bool | float:
-    """Tell stamina whether to retry, and how long to wait when the server said so."""
-    if isinstance(exc, _TransientError):
-        return exc.wait if exc.wait is not None else True
-    return False
+class _RateLimitHold:
+    """One call's clock for 429 waits: it starts at the call's first hold-up."""
+
+    def __init__(self, budget: float) -> None:
+        self._budget = budget
+        self._deadline: float | None = None
+
+    def allows(self, wait: float) -> bool:
+        """Start the clock if need be; tell whether waiting `wait` s more stays in budget."""
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._budget
+        return now + wait <= self._deadline
 
 
-def _retry_wait(response: httpx.Response) -> float:
+def _retry_wait(response: httpx.Response, cap: float) -> float:
     """Read how long a 429 asks us to wait: Retry-After, else X-RateLimit-Reset (epoch)."""
     retry_after = response.headers.get("retry-after")
     if retry_after is not None:
         try:
-            return min(max(float(retry_after), 0.0), _MAX_429_WAIT)
+            return min(max(float(retry_after), 0.0), cap)
         except ValueError:
             pass
     reset = response.headers.get("x-ratelimit-reset")
     if reset is not None:
         try:
-            return min(max(float(reset) - time.time(), 0.0), _MAX_429_WAIT)
+            return min(max(float(reset) - time.time(), 0.0), cap)
         except ValueError:
             pass
-    return 1.0
+    return min(1.0, cap)
 
 
 class ManagebacClient:
@@ -111,7 +133,7 @@ class ManagebacClient:
         self._headers = {"auth-token": token, "accept": "application/json"}
         self._limiter = AsyncLimiter(max_requests_per_second, 1.0)
         self._retry = retry or RetryPolicy()
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # monotonic; a 429 holds back every call of this client
 
     async def create(self, resource: Resource, fields: Mapping[str, Any]) -> RemoteUser:
         """Create a user and return it as ManageBac+ stored it."""
@@ -197,19 +219,50 @@ class ManagebacClient:
         params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         policy = self._retry
+        hold = _RateLimitHold(policy.rate_limit_budget)
         try:
             async for attempt in stamina.retry_context(
-                on=_backoff,
+                on=_TransientError,
                 attempts=policy.attempts,
-                timeout=policy.timeout,
+                # 429 waits happen inside an attempt; stamina's clock must not count them.
+                timeout=policy.timeout + policy.rate_limit_budget,
                 wait_initial=policy.wait_initial,
                 wait_max=policy.wait_max,
             ):
                 with attempt:
-                    return await self._call_once(method, path, payload, params)
+                    return await self._call_patiently(method, path, payload, params, hold)
         except _TransientError as exc:
             raise ManagebacUnavailableError(f"gave up after retries: {exc}") from exc
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    async def _call_patiently(
+        self,
+        method: str,
+        path: str,
+        payload: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        hold: _RateLimitHold,
+    ) -> dict[str, Any]:
+        """Call once, again after each 429 (waited out before the next request)."""
+        while True:
+            try:
+                return await self._call_once(method, path, payload, params, hold)
+            except _RateLimitedError:
+                if not hold.allows(0.0):
+                    raise self._rate_limited_too_long(method, path) from None
+
+    async def _hold_back(self, method: str, path: str, hold: _RateLimitHold) -> None:
+        """Wait until the client's 429 pause is over (set by this call or a concurrent one)."""
+        while (pause := self._paused_until - time.monotonic()) > 0:
+            if not hold.allows(pause):
+                raise self._rate_limited_too_long(method, path)
+            await asyncio.sleep(pause)
+
+    def _rate_limited_too_long(self, method: str, path: str) -> ManagebacUnavailableError:
+        budget = self._retry.rate_limit_budget
+        return ManagebacUnavailableError(
+            f"gave up: {method} {path} rate limited (429) beyond the {budget:g} s budget"
+        )
 
     async def _call_once(
         self,
@@ -217,11 +270,11 @@ class ManagebacClient:
         path: str,
         payload: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
+        hold: _RateLimitHold,
     ) -> dict[str, Any]:
-        pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
+        await self._hold_back(method, path, hold)
         async with self._limiter:
+            await self._hold_back(method, path, hold)  # a 429 may have come while we queued
             try:
                 response = await self._http.request(
                     method,
@@ -234,9 +287,9 @@ class ManagebacClient:
                 raise _TransientError(f"{method} {path}: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 429:
-            wait = _retry_wait(response)
-            self._paused_until = time.monotonic() + wait
-            raise _TransientError(f"{method} {path}: 429 rate limited", wait=wait)
+            wait = _retry_wait(response, self._retry.rate_limit_wait_max)
+            self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            raise _RateLimitedError(f"{method} {path}: 429 rate limited")
         if status >= 500 or status == 409:  # 409: a concurrent change; the next try sees it
             raise _TransientError(f"{method} {path}: {status}")
         if status >= 400:

@@ -1,8 +1,16 @@
-"""The ManageBac+ client's failure rules, over httpx.MockTransport (pure HTTP logic)."""
+"""The ManageBac+ client's failure rules.
+
+Pure HTTP logic over httpx.MockTransport; 429 handling against the ManageBac+ simulator served
+over HTTP, with a frozen clock so that a used-up rate-limit window stays used up.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import pytest
@@ -11,8 +19,11 @@ from consumers.adapters.managebac import (
     ManagebacClient,
     ManagebacRejectedError,
     ManagebacUnavailableError,
+    RemoteUser,
     RetryPolicy,
 )
+from sim.managebac import SimConfig, create_app
+from sim.serving import serve_app
 
 FAST = RetryPolicy(attempts=3, timeout=10, wait_initial=0.001, wait_max=0.01)
 
@@ -87,3 +98,137 @@ async def test_find_by_email_ignores_case_and_pages() -> None:
     found = await client.find_by_email("parents", "ann@example.ORG")
     assert found is not None and found.id == 2
     assert [r.url.params["page"] for r in seen] == ["1", "2"]
+
+
+# --- 429s against the simulator -------------------------------------------------------------
+
+SIM_TOKEN = "client-test-token"
+PATIENT = replace(FAST, attempts=2, rate_limit_wait_max=0.02, rate_limit_budget=10.0)
+
+
+class FrozenClock:
+    """The simulator's clock; it moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.5
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Sim:
+    """The simulator on a local port, its control API and its clock."""
+
+    url: str
+    http: httpx.AsyncClient
+    clock: FrozenClock
+
+    def client(self, policy: RetryPolicy) -> ManagebacClient:
+        return ManagebacClient(self.http, self.url, SIM_TOKEN, 1000, policy)
+
+    async def faults(self, **faults: Any) -> None:
+        response = await self.http.put(f"{self.url}/_sim/faults", json=faults)
+        assert response.status_code == 200, response.text
+
+    async def statuses(self) -> dict[str, int]:
+        statuses: dict[str, int] = (await self.http.get(f"{self.url}/_sim/stats")).json()[
+            "statuses"
+        ]
+        return statuses
+
+    async def until(self, check: Callable[[dict[str, int]], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not check(await self.statuses()):
+            assert time.monotonic() < deadline, "the simulator's counts never got there"
+            await asyncio.sleep(0.01)
+
+    async def rate_limit_used_up(self) -> None:
+        """Allow one request a second and use this second's: until the clock moves, all 429."""
+        await self.faults(rate_limit_per_second=1)
+        used = await self.http.get(f"{self.url}/v2/students", headers={"auth-token": SIM_TOKEN})
+        assert used.status_code == 200
+
+    async def first_name(self, user: RemoteUser) -> str | None:
+        state = (await self.http.get(f"{self.url}/_sim/state")).json()
+        found: str | None = next(s for s in state["students"] if s["id"] == user.id).get(
+            "first_name"
+        )
+        return found
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Sim]:
+    clock = FrozenClock()
+    app = create_app(SimConfig(token=SIM_TOKEN), clock=clock)
+    async with serve_app(app, lifespan="off") as url, httpx.AsyncClient(timeout=10) as http:
+        yield Sim(url, http, clock)
+
+
+async def a_student(client: ManagebacClient, n: int = 1) -> RemoteUser:
+    fields = {"email": f"s{n}@school.test", "last_name": "Lovelace", "student_id": f"S{n}"}
+    return await client.create("students", fields)
+
+
+async def test_a_429_run_longer_than_the_attempts_is_waited_out(sim: Sim) -> None:
+    client = sim.client(PATIENT)
+    student = await a_student(client)
+    await sim.rate_limit_used_up()
+    update = asyncio.create_task(client.update("students", student.id, {"first_name": "Ada"}))
+    await sim.until(lambda s: s.get("429", 0) >= 3 * PATIENT.attempts or update.done())
+    assert not update.done()
+    sim.clock.now += 1  # a new window: the next request goes through
+    await asyncio.wait_for(update, timeout=10)
+    assert await sim.first_name(student) == "Ada"
+    assert (await sim.statuses())["429"] >= 3 * PATIENT.attempts
+
+
+async def test_429s_leave_the_5xx_attempts_alone(sim: Sim) -> None:
+    client = sim.client(PATIENT)
+    student = await a_student(client)
+    await sim.rate_limit_used_up()
+    update = asyncio.create_task(client.update("students", student.id, {"first_name": "Ada"}))
+    await sim.until(lambda s: s.get("429", 0) >= 3 * PATIENT.attempts or update.done())
+    assert not update.done()
+    await sim.faults(rate_limit_per_second=None, error_rate=1.0)
+    with pytest.raises(ManagebacUnavailableError, match="503"):
+        await asyncio.wait_for(update, timeout=10)
+    assert (await sim.statuses())["503"] == PATIENT.attempts
+
+
+async def test_5xx_are_retried_attempts_times_then_reported_unavailable(sim: Sim) -> None:
+    client = sim.client(PATIENT)
+    student = await a_student(client)
+    await sim.faults(error_rate=1.0)
+    with pytest.raises(ManagebacUnavailableError, match="503"):
+        await client.update("students", student.id, {"first_name": "Ada"})
+    assert await sim.statuses() == {"201": 1, "503": PATIENT.attempts}
+
+
+async def test_429s_beyond_the_budget_report_unavailable(sim: Sim) -> None:
+    policy = replace(PATIENT, rate_limit_budget=0.3)
+    client = sim.client(policy)
+    student = await a_student(client)
+    await sim.rate_limit_used_up()  # and the clock never moves: 429 for ever
+    started = time.monotonic()
+    with pytest.raises(ManagebacUnavailableError, match="429"):
+        await asyncio.wait_for(
+            client.update("students", student.id, {"first_name": "Ada"}), timeout=10
+        )
+    assert 0.25 <= time.monotonic() - started < 5
+    assert (await sim.statuses())["429"] > policy.attempts
+    assert await sim.first_name(student) is None
+
+
+async def test_a_429_holds_back_the_other_calls_of_the_client(sim: Sim) -> None:
+    client = sim.client(replace(PATIENT, rate_limit_wait_max=1.0))  # the simulator asks 1 s
+    first, second = await a_student(client, 1), await a_student(client, 2)
+    await sim.rate_limit_used_up()
+    rate_limited = asyncio.create_task(client.update("students", first.id, {"first_name": "A"}))
+    await sim.until(lambda s: s.get("429", 0) >= 1)
+    await sim.faults(rate_limit_per_second=None)  # the server would take a request now
+    started = time.monotonic()
+    await client.update("students", second.id, {"first_name": "B"})
+    assert time.monotonic() - started >= 0.5  # it waited for the first call's Retry-After
+    await asyncio.wait_for(rate_limited, timeout=10)
+    assert (await sim.statuses())["429"] == 1
