@@ -1,11 +1,8 @@
-"""Dependency aliases for routes: what `create_app` built, fetched from the app's state."""
+"""What `create_app` builds for the webhook route, kept on the app's state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
-
-from fastapi import Depends, Request
 
 from app.metrics import IngestMetrics
 from app.publisher import Publisher
@@ -20,13 +17,3 @@ class IngestContext:
     publisher: Publisher
     topic: str
     metrics: IngestMetrics
-
-
-async def get_ingest(request: Request) -> IngestContext:
-    """Fetch the ingest context (async: FastAPI runs plain `def` dependencies in threads)."""
-    context = request.app.state.ingest
-    assert isinstance(context, IngestContext)
-    return context
-
-
-IngestDep = Annotated[IngestContext, Depends(get_ingest)]

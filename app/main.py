@@ -111,7 +111,7 @@ def create_app(
         backfill=backfill,
     )
     install_problem_handlers(app)
-    app.include_router(webhooks.router)
+    webhooks.add_webhook_route(app)
     app.include_router(admin.router)
     app.include_router(
         health.build_health_router(
@@ -129,7 +129,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             title=app.title,
             version=app.version,
             description=app.description,
-            routes=app.routes,
+            routes=[webhooks.DOCUMENTED_ROUTE, *app.routes],
         )
         _, definitions = models_json_schema(
             [(Problem, "validation"), (ChangeEvent, "validation")],

@@ -16,6 +16,8 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 
+from app.gc_tuning import freeze_startup_objects
+
 
 def create_app() -> FastAPI:
     """Return an app with the webhook route and `/healthz`, like `serve`'s but bare."""
@@ -39,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args(argv)
     # The same call as `isams-sync serve` (consumers/cli.py), so both run the same uvicorn.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None, access_log=False)
+    app = create_app()
+    freeze_startup_objects()  # as `serve` does: the same garbage-collector settings
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

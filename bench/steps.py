@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import SecretStr
 from standardwebhooks import Webhook
-from starlette.concurrency import run_in_threadpool
 
 from app.logs import configure_logging
 from app.main import create_app
@@ -34,7 +33,7 @@ from app.security import WebhookVerifier
 from app.settings import SchoolsFile, Settings
 from bench.baseline import create_app as baseline_app
 from bench.pool import PATH, SCHOOL_ID, new_secret, student_bodies
-from bench.variants import InstantPublisher, use_async_dependency
+from bench.variants import InstantPublisher
 from consumers.adapters.kafka_admin import ensure_topics
 
 Step = Callable[[], object]
@@ -156,7 +155,6 @@ class RouteVariant:
 
     name: str
     kafka: bool = True  # the real producer, else acknowledgements at once
-    async_dependency: bool = False  # `get_ingest` overridden by a coroutine
     request_log: bool = True  # INFO, else WARNING (no line per request)
     baseline: bool = False
 
@@ -165,10 +163,8 @@ ROUTE_VARIANTS = (
     RouteVariant("bare FastAPI baseline", baseline=True),
     RouteVariant("serve as shipped"),
     RouteVariant("  Kafka acks at once", kafka=False),
-    RouteVariant("  async get_ingest", async_dependency=True),
     RouteVariant("  no INFO request log", request_log=False),
-    RouteVariant("  async get_ingest, no log", async_dependency=True, request_log=False),
-    RouteVariant("  all three knocked out", kafka=False, async_dependency=True, request_log=False),
+    RouteVariant("  both knocked out", kafka=False, request_log=False),
 )
 
 
@@ -209,8 +205,6 @@ async def routes(
                 apps.append((variant, baseline_app()))
                 continue
             app = create_app(settings, schools, kafka if variant.kafka else InstantPublisher())
-            if variant.async_dependency:
-                use_async_dependency(app)
             apps.append((variant, app))
         for _ in range(rounds):
             for variant, asgi in apps:
@@ -222,14 +216,6 @@ async def routes(
         await kafka.stop()
         await _delete_topic(bootstrap, settings.topics.changes)
     return list(best.items())
-
-
-async def thread_hop_us(repeat: int) -> float:
-    """CPU µs of FastAPI calling a sync (`def`) dependency: a thread-pool round trip."""
-    started = time.process_time()
-    for _ in range(repeat):
-        await run_in_threadpool(lambda: None)
-    return (time.process_time() - started) / repeat * 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -293,11 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         micros = cpu_us(step, repeat)
         total += micros
         print(f"  {name:34} {micros:8.1f} µs")
-    hop = asyncio.run(thread_hop_us(repeat))
-    print(f"  {'sync dependency: thread-pool hop':34} {hop:8.1f} µs")
     kafka = asyncio.run(publish_us(args.bootstrap, body, max(640, repeat), 32))
     print(f"  {'publish: aiokafka send + ack wait':34} {kafka:8.1f} µs")
-    print(f"  {'sum':34} {total + hop + kafka:8.1f} µs")
+    print(f"  {'sum':34} {total + kafka:8.1f} µs")
     print("whole route in-process (ASGI call, no socket), 32 in flight, CPU µs per request:")
     priced = asyncio.run(
         routes(args.bootstrap, secret, body, headers, max(1600, repeat), args.rounds)

@@ -1,26 +1,24 @@
 """`isams-sync serve` with one cost knocked out at a time: where the request time goes.
 
 Each variant builds the app exactly as `consumers.cli serve` does, then changes one thing
-through a public seam (FastAPI's `dependency_overrides`, `create_app`'s `publisher`, the log
-level), so the difference to the shipped service prices that one thing. The app's code is
-not touched. `bench.ingest --breakdown` runs these next to the real `serve`.
+through a public seam (`create_app`'s `publisher`, the producer class the adapter builds,
+the log level), so the difference to the shipped service prices that one thing. The app's
+code is not touched. `bench.ingest --breakdown` runs these next to the real `serve`.
 
-    python -m bench.variants --port 8080 --variant async-dependency
+    python -m bench.variants --port 8080 --variant no-kafka
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request
-from fastapi.dependencies.models import Dependant
 
 from app import publisher as publisher_module
-from app.deps import IngestContext, get_ingest
+from app.gc_tuning import freeze_startup_objects
 from app.logs import configure_logging
 from app.main import create_app
 from app.publisher import OutgoingMessage
@@ -28,11 +26,10 @@ from app.settings import load_schools, load_settings
 
 VARIANTS = {
     "shipped": "as `serve` runs it (checks the wrapper adds nothing)",
-    "async-dependency": "`get_ingest` as `async def`: no thread-pool hop per request",
     "no-request-log": "SYNC_LOG_LEVEL=WARNING: no INFO line per accepted request",
     "kafka-batching": "producer max_batch_size 512 KiB, linger_ms 2 (aiokafka: 16 KiB, 0)",
     "no-kafka": "a publisher that acknowledges at once: no aiokafka, no broker round trip",
-    "suggested": "async-dependency + no-request-log + kafka-batching, real Kafka",
+    "suggested": "no-request-log + kafka-batching, real Kafka",
 }
 BATCH_BYTES = 512 * 1024  # under the broker's default message.max.bytes (1 MiB)
 LINGER_MS = 2
@@ -57,47 +54,6 @@ class InstantPublisher:
         return True
 
 
-async def get_ingest_async(request: Request) -> IngestContext:
-    """`app.deps.get_ingest` as a coroutine: FastAPI calls it inline, not in a thread.
-
-    (The app's own `get_ingest` is a coroutine since this benchmark showed the cost.)
-    """
-    return await get_ingest(request)
-
-
-def use_async_dependency(app: FastAPI) -> None:
-    """Make every route call `get_ingest_async` where it called `get_ingest`.
-
-    `app.dependency_overrides` would do it too, but FastAPI then rebuilds the dependency's
-    `Dependant` on every request (~100 µs), which would hide the saving being measured;
-    swapping the callable in the routes' dependency trees costs nothing per request.
-    FastAPI 0.16x keeps included routers nested and builds their routes on first use
-    (`effective_candidates()`), so this walks those, duck-typed.
-    """
-    swapped = 0
-
-    def swap(dependant: Dependant) -> None:
-        nonlocal swapped
-        for sub in dependant.dependencies:
-            if sub.call is get_ingest:
-                sub.call = get_ingest_async
-                swapped += 1
-            swap(sub)
-
-    def walk(routes: Iterable[object]) -> None:
-        for route in routes:
-            nested = getattr(route, "effective_candidates", None)
-            if callable(nested):
-                walk(nested())
-            dependant = getattr(route, "dependant", None)
-            if isinstance(dependant, Dependant):
-                swap(dependant)
-
-    walk(app.routes)
-    if not swapped:
-        raise RuntimeError("no route depends on app.deps.get_ingest any more")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -112,8 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("WARNING" if quiet else settings.log_level)
     publisher = InstantPublisher() if args.variant == "no-kafka" else None
     app = create_app(settings, load_schools(settings.schools_file), publisher)
-    if args.variant in ("async-dependency", "suggested"):
-        use_async_dependency(app)
+    freeze_startup_objects()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from app.gc_tuning import freeze_startup_objects
 from app.settings import ConfigError, Settings, load_schools, load_settings
 from consumers import dlq_commands
 
@@ -43,6 +44,7 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level)
     app = create_app(settings, load_schools(settings.schools_file))
+    freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
@@ -59,6 +61,7 @@ def consume(
 
     settings = _settings()
     configure_logging(settings.log_level)
+    freeze_startup_objects()
     asyncio.run(run_worker(settings, health_host, health_port))
 
 
