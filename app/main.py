@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
@@ -25,6 +24,7 @@ from app.publisher import KafkaPublisher, Publisher
 from app.routes import admin, health, webhooks
 from app.security import build_verifiers
 from app.settings import SchoolsFile, Settings
+from consumers.adapters.http import new_http_client
 from consumers.adapters.kafka_admin import ensure_topics
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import RetryPolicy
@@ -96,7 +96,7 @@ def create_app(
     by_id = schools.by_id()
 
     async def backfill(school_id: str, dry_run: bool, force: bool) -> BackfillReport:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
+        async with new_http_client(30.0) as http:
             ports = school_ports(by_id[school_id], http, RetryPolicy())
             return await run_backfill(
                 ports, ledger, publisher, topics, dry_run=dry_run, force=force

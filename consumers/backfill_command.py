@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from app.publisher import KafkaPublisher
 from app.settings import Settings, load_schools
+from consumers.adapters.http import new_http_client
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import RetryPolicy
 from consumers.backfill import run_backfill
@@ -32,7 +32,7 @@ async def run_backfill_command(
             if not await publisher.ping():
                 console.print(f"[red]Kafka does not answer at {settings.kafka}[/red]")
                 return 1
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as http:
+        async with new_http_client(30.0) as http:
             ports = school_ports(schools[school_id], http, RetryPolicy())
             with Progress(
                 TextColumn("{task.description:<18}"),

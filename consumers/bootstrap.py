@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from app.settings import School, SchoolsFile, Settings
+from consumers.adapters.http import new_http_client
 from consumers.adapters.isams import IsamsClient
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import ManagebacClient, RetryPolicy
@@ -50,8 +51,7 @@ async def build_sync_service(
     if ledger is None:
         ledger = Ledger.from_url(settings.database_url)
         await ledger.create_schema()
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0), limits=limits) as http:
+    async with new_http_client(15.0) as http:
         policy = retry or RetryPolicy()
         ports = {school.id: school_ports(school, http, policy) for school in schools.schools}
         try:

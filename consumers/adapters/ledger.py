@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     event,
     select,
     text,
@@ -79,6 +80,27 @@ class _RecordRow(_Base):
 metadata = _Base.metadata
 _TABLE = cast(Table, _RecordRow.__table__)
 _KEY = ("school", "kind", "isams_id")
+# Built once: constructing (and cache-keying) a statement per call cost more CPU than
+# running it. Parameters come in as bound values.
+_GET = select(_TABLE).where(
+    _TABLE.c.school == bindparam("school"),
+    _TABLE.c.kind == bindparam("kind"),
+    _TABLE.c.isams_id == bindparam("isams_id"),
+)
+
+
+def _upsert(dialect: str) -> Any:
+    """Insert a row, or on a key conflict overwrite every other column with the new values."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={
+            column.name: statement.excluded[column.name]
+            for column in _TABLE.columns
+            if column.name not in _KEY
+        },
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -152,6 +174,7 @@ class Ledger:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._upsert = _upsert(engine.dialect.name)
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
@@ -179,11 +202,9 @@ class Ledger:
 
     async def get(self, school: str, kind: str, isams_id: str) -> SyncRecord | None:
         """Return the record's row, or None when it was never seen."""
-        query = select(_TABLE).where(
-            _TABLE.c.school == school, _TABLE.c.kind == kind, _TABLE.c.isams_id == isams_id
-        )
+        parameters = {"school": school, "kind": kind, "isams_id": isams_id}
         async with self._engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+            row = (await connection.execute(_GET, parameters)).first()
         return _to_record(row) if row is not None else None
 
     async def put(self, record: SyncRecord) -> None:
@@ -208,14 +229,8 @@ class Ledger:
             "last_applied_at": _utc(record.last_applied_at),
             "latency_ms": record.latency_ms,
         }
-        insert = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(_TABLE).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=_KEY,
-            set_={name: value for name, value in values.items() if name not in _KEY},
-        )
         async with self._engine.begin() as connection:
-            await connection.execute(statement)
+            await connection.execute(self._upsert, values)
 
     async def records(self, school: str, kind: str | None = None) -> list[SyncRecord]:
         """Return every record of a school (optionally of one kind)."""
