@@ -56,7 +56,9 @@ from sim.isams.school import SchoolData, generate_school
 from sim.serving import free_port
 from sim.stack import ManagedProcess, python_module, start_kafka, stop_kafka, wait_ready
 
-SCHOOL_ID = "bench-school"
+# A fresh school per run: a reused --database-url must not find the last run's ledger rows
+# (every record would look unchanged and nothing be written).
+SCHOOL_ID = f"bench-{uuid.uuid4().hex[:8]}"
 WEBHOOK_SECRET = "whsec_" + "YmVuY2gtY29uc3VtZXItd2ViaG9vay1zZWNyZXQh"
 YEAR_GROUPS = {year: 40000000 + year for year in range(7, 14)}
 PARTITIONS = 6  # as serve creates them
