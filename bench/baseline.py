@@ -16,7 +16,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 
-from app.gc_tuning import freeze_startup_objects
+from app.gc_tuning import prepare_gc_for_serving
 
 
 def create_app() -> FastAPI:
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # The same call as `isams-sync serve` (consumers/cli.py), so both run the same uvicorn.
     app = create_app()
-    freeze_startup_objects()  # as `serve` does: the same garbage-collector settings
+    prepare_gc_for_serving()  # as `serve` does: the same garbage-collector settings
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 

@@ -43,7 +43,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app.events import ChangeEvent, QueuedChange
-from app.gc_tuning import freeze_startup_objects
+from app.gc_tuning import prepare_gc_for_serving
 from app.logs import configure_logging
 from app.settings import SchoolsFile, Settings, Topics
 from bench.cpu import process_cpu
@@ -437,7 +437,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING")  # the service's own JSON lines, with their ids and reasons
     options = parse_args(argv)
-    freeze_startup_objects()  # as `isams-sync consume` does
+    prepare_gc_for_serving()  # as `isams-sync consume` does
     if options.uvloop:
         import uvloop
 

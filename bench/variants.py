@@ -18,7 +18,7 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from app import publisher as publisher_module
-from app.gc_tuning import freeze_startup_objects
+from app.gc_tuning import prepare_gc_for_serving
 from app.logs import configure_logging
 from app.main import create_app
 from app.publisher import OutgoingMessage
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("WARNING" if quiet else settings.log_level)
     publisher = InstantPublisher() if args.variant == "no-kafka" else None
     app = create_app(settings, load_schools(settings.schools_file), publisher)
-    freeze_startup_objects()
+    prepare_gc_for_serving()
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
 
 

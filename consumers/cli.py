@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.gc_tuning import freeze_startup_objects
+from app.gc_tuning import prepare_gc_for_serving
 from app.settings import ConfigError, Settings, load_schools, load_settings
 from consumers import dlq_commands
 
@@ -44,7 +44,7 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level)
     app = create_app(settings, load_schools(settings.schools_file))
-    freeze_startup_objects()
+    prepare_gc_for_serving()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
@@ -61,7 +61,7 @@ def consume(
 
     settings = _settings()
     configure_logging(settings.log_level)
-    freeze_startup_objects()
+    prepare_gc_for_serving()
     asyncio.run(run_worker(settings, health_host, health_port))
 
 
