@@ -7,9 +7,11 @@ Returns plain domain values (ids, field dicts), never `httpx.Response`.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Literal
 
 import httpx
@@ -102,12 +104,9 @@ class _RateLimitHold:
 
 def _retry_wait(response: httpx.Response, cap: float) -> float:
     """Read how long a 429 asks us to wait: Retry-After, else X-RateLimit-Reset (epoch)."""
-    retry_after = response.headers.get("retry-after")
+    retry_after = _seconds_from_retry_after(response.headers.get("retry-after", ""))
     if retry_after is not None:
-        try:
-            return min(max(float(retry_after), 0.0), cap)
-        except ValueError:
-            pass
+        return min(max(retry_after, 0.0), cap)
     reset = response.headers.get("x-ratelimit-reset")
     if reset is not None:
         try:
@@ -115,6 +114,21 @@ def _retry_wait(response: httpx.Response, cap: float) -> float:
         except ValueError:
             pass
     return min(1.0, cap)
+
+
+def _seconds_from_retry_after(value: str) -> float | None:
+    """Retry-After holds seconds or an HTTP-date (RFC 9110 §10.2.3); None if neither."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, source unknown
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - time.time()
 
 
 class ManagebacClient:
