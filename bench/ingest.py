@@ -64,7 +64,7 @@ STUDENTS = 1000  # distinct students, hence Kafka keys, in the request pool
 SINGLE_POOL = 1000  # distinct single-event requests, cycled through
 BATCH_POOL = 40  # distinct batch requests
 WARMUP_SECONDS = 3.0
-BREAKDOWN = ("no-request-log", "kafka-batching", "no-kafka", "suggested")
+BREAKDOWN = ("no-kafka",)
 
 
 @dataclass

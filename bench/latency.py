@@ -34,7 +34,6 @@ from typing import Any
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.events import QueuedChange
@@ -49,6 +48,7 @@ from bench.consumer import (
 )
 from bench.cpu import process_cpu
 from consumers.adapters.kafka_admin import delete_topics, ensure_topics
+from consumers.adapters.topic_reader import read_to_end
 from sim.isams.app import SimConfig as IsamsConfig
 from sim.isams.app import create_app as create_isams_app
 from sim.isams.emitter import WebhookEmitter
@@ -235,28 +235,12 @@ async def steady_edits(
 
 async def received_times(bootstrap: str, topic: str, since: float) -> dict[str, list[float]]:
     """Return, per student, when `serve` received each event (from the Kafka records)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
     received: dict[str, list[float]] = defaultdict(list)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    change = QueuedChange.from_bytes(record.value)
-                    moment = change.received_at.timestamp()
-                    if moment >= since and change.data.schoolId:
-                        received[change.data.schoolId].append(moment)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    for record in await read_to_end(bootstrap, topic):
+        change = QueuedChange.from_bytes(record.value)
+        moment = change.received_at.timestamp()
+        if moment >= since and change.data.schoolId:
+            received[change.data.schoolId].append(moment)
     return received
 
 

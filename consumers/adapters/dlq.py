@@ -7,16 +7,16 @@ replayed is not listed or replayed again: the DLQ's state lives in Kafka, next t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from app.events import QueuedChange
 from app.kafka_connection import Kafka, client_options
 from app.settings import Topics
+from consumers.adapters.topic_reader import read_to_end
 
 REPLAY_OF = "replay-of"
 
@@ -111,45 +111,18 @@ def _fresh_attempts(value: bytes) -> bytes:
 
 
 async def _read(bootstrap: Kafka, topic: str) -> tuple[list[DeadLetter], set[str]]:
-    """Read a topic from the start to its current end, without joining a group."""
-    consumer = AIOKafkaConsumer(
-        **client_options(bootstrap), group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
+    """Read the dead letters, and the positions already replayed (marked in the topic)."""
     letters: list[DeadLetter] = []
     replayed: set[str] = set()
-    try:
-        partitions = [TopicPartition(topic, p) for p in (await _partitions(consumer, topic))]
-        if not partitions:
-            return letters, replayed
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
-                    if REPLAY_OF in headers:
-                        replayed.add(headers[REPLAY_OF])
-                    else:
-                        letters.append(
-                            _letter(
-                                record.partition, record.offset, record.key, record.value, headers
-                            )
-                        )
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    for record in await read_to_end(bootstrap, topic):
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+        if REPLAY_OF in headers:
+            replayed.add(headers[REPLAY_OF])
+        else:
+            letters.append(
+                _letter(record.partition, record.offset, record.key, record.value, headers)
+            )
     return letters, replayed
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 def _letter(

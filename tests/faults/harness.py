@@ -44,6 +44,7 @@ from app.main import create_app
 from app.settings import Settings, Topics, load_schools
 from consumers.adapters.dlq import list_dead_letters
 from consumers.adapters.kafka_admin import delete_topics, ensure_topics
+from consumers.adapters.topic_reader import read_to_end
 from consumers.domain.plan import Skip
 from consumers.domain.students import StudentRules, map_student, parse_student
 from sim.isams.app import SimConfig as IsamsConfig
@@ -553,32 +554,9 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-async def read_topic(
-    bootstrap: str, topic: str, timeout: float = 30.0, partitions: int = PARTITIONS
-) -> list[Record]:
+async def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Record]:
     """Return every record of a topic (tombstones aside), from the start to its current end."""
-    assigned = _partitions([topic], partitions)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    values: list[Record] = []
-    try:
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        remaining = {tp for tp in assigned if ends[tp] > 0}
-        deadline = time.monotonic() + timeout
-        while remaining:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batch.items():
-                values.extend(r for r in records if r.value is not None)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return values
+    return [r for r in await read_to_end(bootstrap, topic, timeout) if r.value is not None]
 
 
 # The oracle --------------------------------------------------------------------------------

@@ -188,12 +188,21 @@ async def a_student(client: ManagebacClient, n: int = 1) -> RemoteUser:
     return await client.create("students", fields)
 
 
-async def test_a_429_run_longer_than_the_attempts_is_waited_out(sim: Sim) -> None:
-    client = sim.client(PATIENT)
-    student = await a_student(client)
+async def an_update_held_by_429s(
+    sim: Sim, client: ManagebacClient, student: RemoteUser
+) -> asyncio.Task[None]:
+    """Start an update once the rate limit is used up; return after three times `attempts` 429s
+    (or once it ended, which the caller checks)."""
     await sim.rate_limit_used_up()
     update = asyncio.create_task(client.update("students", student.id, {"first_name": "Ada"}))
     await sim.until(lambda s: s.get("429", 0) >= 3 * PATIENT.attempts or update.done())
+    return update
+
+
+async def test_a_429_run_longer_than_the_attempts_is_waited_out(sim: Sim) -> None:
+    client = sim.client(PATIENT)
+    student = await a_student(client)
+    update = await an_update_held_by_429s(sim, client, student)
     assert not update.done()
     sim.clock.now += 1  # a new window: the next request goes through
     await asyncio.wait_for(update, timeout=10)
@@ -204,9 +213,7 @@ async def test_a_429_run_longer_than_the_attempts_is_waited_out(sim: Sim) -> Non
 async def test_429s_leave_the_5xx_attempts_alone(sim: Sim) -> None:
     client = sim.client(PATIENT)
     student = await a_student(client)
-    await sim.rate_limit_used_up()
-    update = asyncio.create_task(client.update("students", student.id, {"first_name": "Ada"}))
-    await sim.until(lambda s: s.get("429", 0) >= 3 * PATIENT.attempts or update.done())
+    update = await an_update_held_by_429s(sim, client, student)
     assert not update.done()
     await sim.faults(rate_limit_per_second=None, error_rate=1.0)
     with pytest.raises(ManagebacUnavailableError, match="503"):
