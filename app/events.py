@@ -6,10 +6,10 @@ Shared by the ingest service and the consumers (DESIGN §2.2, §2.3).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 Kind = Literal["student", "contact", "staff"]
 Action = Literal["created", "updated", "deleted"]
@@ -30,6 +30,50 @@ EventType = Literal[
     "staff.deleted",
 ]
 MAX_EVENTS_PER_REQUEST = 500
+ID_FIELDS = ("schoolId", "schoolCode", "id")
+
+
+def _id_text(value: object) -> object:
+    """Take an id as iSAMS gives it: a string, or a JSON integer (contact and employee ids).
+
+    An integer becomes its decimal text, so Kafka keys, ledger rows and logs see one form
+    whichever way the sender wrote it. Anything else (a boolean, a fraction, a negative
+    number, a list) is no id and is refused with a message saying what is.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    raise ValueError("an id is a string or a non-negative integer")
+
+
+def _id_schema(description: str, min_length: int) -> WithJsonSchema:
+    text: dict[str, object] = {"type": "string", "maxLength": 64}
+    if min_length:
+        text["minLength"] = min_length
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                text,
+                {"type": "integer", "minimum": 0},
+                {"type": "null"},
+            ],
+            "default": None,
+            "description": description,
+        }
+    )
+
+
+RecordId = Annotated[
+    str | None,
+    BeforeValidator(_id_text),
+    _id_schema("An iSAMS id: a string, or an integer (normalised to its decimal text)", 1),
+]
+SchoolCode = Annotated[
+    str | None,
+    BeforeValidator(_id_text),
+    _id_schema("The student's School Code: a string, or an integer (normalised to text)", 0),
+]
 
 
 class EventData(BaseModel):
@@ -37,9 +81,9 @@ class EventData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    schoolId: str | None = Field(default=None, min_length=1, max_length=64)  # noqa: N815  (iSAMS field name)
-    schoolCode: str | None = Field(default=None, max_length=64)  # noqa: N815  (iSAMS field name)
-    id: str | None = Field(default=None, min_length=1, max_length=64)
+    schoolId: RecordId = Field(default=None, min_length=1, max_length=64)  # noqa: N815  (iSAMS field name)
+    schoolCode: SchoolCode = Field(default=None, max_length=64)  # noqa: N815  (iSAMS field name)
+    id: RecordId = Field(default=None, min_length=1, max_length=64)
     managebacAccess: bool | None = None  # noqa: N815  (iSAMS field name)
     record: dict[str, Any] | None = None
 

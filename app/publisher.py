@@ -27,7 +27,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from app.events import ChangeEvent, QueuedChange
+from app.events import ID_FIELDS, ChangeEvent, QueuedChange
 from app.kafka_connection import Kafka, client_options
 from app.partitioner import default_partitioner
 
@@ -256,6 +256,18 @@ def _name(exc: BaseException) -> str:
     return f"{name}: {text}"
 
 
+def _ids_as_text(raw: Mapping[str, Any], event: ChangeEvent) -> Mapping[str, Any]:
+    """Return the raw event with its `data` ids as text (iSAMS sends contact and employee
+    ids as integers), so every message on the topic carries one form; as is otherwise."""
+    data = raw.get("data")
+    if not isinstance(data, Mapping) or all(
+        isinstance(data.get(name), str | None) for name in ID_FIELDS
+    ):
+        return raw
+    ids = {name: getattr(event.data, name) for name in ID_FIELDS if name in data}
+    return {**raw, "data": {**data, **ids}}
+
+
 def to_message(
     event: ChangeEvent,
     school_id: str,
@@ -275,7 +287,7 @@ def to_message(
     else:
         value = orjson.dumps(
             {
-                **raw,
+                **_ids_as_text(raw, event),
                 "school": school_id,
                 "webhook_id": webhook_id,
                 "received_at": received_at,

@@ -68,13 +68,22 @@ def consume(
 @cli.command()
 def explain(
     school: Annotated[str, typer.Option(help="School id from the schools file.")],
-    kind: Annotated[str, typer.Argument(help="student, contact or staff")],
-    isams_id: Annotated[str, typer.Argument(help="The iSAMS id (a student's schoolId).")],
+    kind: Annotated[str, typer.Argument(help="student, contact, staff or parent")],
+    isams_id: Annotated[
+        str,
+        typer.Argument(help="The iSAMS id (a student's schoolId; a parent's personGuid)."),
+    ],
 ) -> None:
     """Say why a record is, or is not, in ManageBac+."""
-    from consumers.explain import explain_record
+    from consumers.explain import ExplainRequestError, check_explain_request, explain_record
 
     settings = _settings()
+    schools = load_schools(settings.schools_file).by_id()
+    try:
+        check_explain_request(schools, school, kind)
+    except ExplainRequestError as exc:
+        typer.echo(f"explain: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(asyncio.run(explain_record(settings, school, kind, isams_id)))
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from app.settings import Settings
 from consumers.adapters.ledger import Ledger
 from consumers.domain.records import Status, SyncRecord
+
+# What `explain` answers for: the event kinds, and `parent` (one per person, keyed by the
+# contact's personGuid, else personId). The admin API's RecordKind lists the same.
+EXPLAINABLE_KINDS = ("student", "contact", "staff", "parent")
+
+
+class ExplainRequestError(ValueError):
+    """An explain request names a school or kind that does not exist; says which."""
 
 
 def describe(record: SyncRecord | None, kind: str, isams_id: str) -> str:
@@ -29,6 +39,19 @@ def describe(record: SyncRecord | None, kind: str, isams_id: str) -> str:
     if record.last_received_at is not None:
         lines.append(f"  last change received: {record.last_received_at.isoformat()}")
     return "\n".join(lines)
+
+
+def check_explain_request(schools: Iterable[str], school: str, kind: str) -> None:
+    """Refuse an unknown school or kind with a message naming it (and what there is)."""
+    known = sorted(schools)
+    if school not in known:
+        raise ExplainRequestError(
+            f"no school {school!r} in the schools file (known: {', '.join(known) or 'none'})"
+        )
+    if kind not in EXPLAINABLE_KINDS:
+        raise ExplainRequestError(
+            f"unknown kind {kind!r}: use one of {', '.join(EXPLAINABLE_KINDS)}"
+        )
 
 
 async def explain_record(settings: Settings, school: str, kind: str, isams_id: str) -> str:

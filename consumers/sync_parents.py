@@ -15,7 +15,16 @@ from typing import Any
 
 from app.events import QueuedChange
 from consumers.adapters.managebac import RemoteUser
-from consumers.apply import applied, apply_writes, failures_translated, pushed_state, skipped
+from consumers.apply import (
+    STALE,
+    applied,
+    applied_version,
+    apply_writes,
+    failures_translated,
+    is_stale_change,
+    pushed_state,
+    skipped,
+)
 from consumers.context import SyncContext
 from consumers.domain.isams import IsamsContact
 from consumers.domain.parents import (
@@ -60,11 +69,29 @@ async def sync_contact(change: QueuedChange, context: SyncContext) -> Result:
         contact_id = change.event.record_id
         student_id = change.data.schoolId or ""
         raw = change.data.record
-        if raw is None and change.event.action != "deleted":
-            raw = await _find_contact(context, student_id, contact_id)
         if change.event.action == "deleted":
             raw = None
+        elif raw is None:
+            raw = await _find_contact(context, student_id, contact_id)
+        elif await _is_stale_contact(context, change, contact_id, raw):
+            return STALE
         return await _upsert_contact(context, contact_id, student_id, raw, change.received_at)
+
+
+async def _is_stale_contact(
+    context: SyncContext, change: QueuedChange, contact_id: str, raw: dict[str, Any]
+) -> bool:
+    """Tell whether a fat contact event is older than the contact record last applied.
+
+    Each contact record is judged on its own `lastUpdated`: a sender's retry or a replay of
+    an older version must not put its old details back. The person's parent then still
+    takes its fields from the most recently updated of the person's records.
+    """
+    contact = parse_contact(raw)
+    if isinstance(contact, Skip):
+        return False
+    previous = await context.ledger.get(context.school, CONTACT, contact_id)
+    return is_stale_change(change, contact.last_updated, previous)
 
 
 async def sync_contacts_of_student(
@@ -134,12 +161,14 @@ async def _upsert_contact(
         return Result(Outcome.SKIPPED, reason=NO_PERSON)
     if raw is not None and base.source.get("record") == raw and base.person_key == person:
         return await reconcile_person(context, person, received_at)  # same record: links may wait
+    version = contact.last_updated if contact is not None else None
     await ledger.put(
         replace(
             base,
             related_id=student_id or base.related_id,
             person_key=person,
             source={**base.source, "record": raw},
+            source_updated_at=applied_version(version, base),
             last_received_at=received_at,
         )
     )

@@ -28,7 +28,11 @@ from consumers.adapters.ledger import Ledger
 from consumers.backfill import BackfillReport
 from consumers.explain import describe
 
-RecordKind = Literal["student", "contact", "staff"]
+# The kinds `explain` answers for: the three event kinds and the parent behind a person's
+# contacts (keyed by person). The CLI accepts the same (consumers.explain.EXPLAINABLE_KINDS).
+RecordKind = Literal["student", "contact", "staff", "parent"]
+# Every status a ledger row can have (consumers.domain.records.Status), and "not seen".
+RecordStatus = Literal["synced", "archived", "skipped", "pending", "failed", "not_seen"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class RecordExplanation(BaseModel):
     school: str
     kind: RecordKind
     isams_id: str
-    status: Literal["synced", "archived", "skipped", "failed", "not_seen"]
+    status: RecordStatus
     managebac_id: int | None = None
     reason: str | None = None
     warnings: list[str] = []

@@ -14,7 +14,9 @@ verified or parsed that an earlier check could refuse:
 8. 503 + Retry-After when Kafka does not acknowledge every message (413 if one message is
    too large for Kafka), else 202.
 
-Nothing is published unless every event of the request is valid. Logs carry the school,
+Nothing is published unless every event of the request is valid. A 503 can come after Kafka
+took part of the batch: the sender's retry brings the rest, and the repeats change nothing
+(the consumer applies each record's current state). Logs carry the school,
 the webhook id, the event count and the status, never the body.
 """
 
@@ -58,7 +60,9 @@ class Accepted(BaseModel):
 
 _DESCRIPTION = """\
 Accept one iSAMS change event, or an array of them, signed per Standard Webhooks.
-202 means every event is durably in Kafka; on any error nothing was queued.
+202 means every event is durably in Kafka. A 4xx queued nothing. A 503 may come after
+Kafka took part of a valid batch: send the same request again (repeats are harmless,
+as each record's current state is what gets applied).
 
 Checks, in this order (the first failing one answers):
 1. 404 unknown school;
@@ -70,6 +74,9 @@ Checks, in this order (the first failing one answers):
 6. 400 malformed JSON;
 7. 422 not one event or an array of 1 to 500 valid events (`errors` lists JSON pointers);
 8. 503 with `Retry-After` when Kafka does not acknowledge every event.
+
+Ids in `data` are strings or integers (the iSAMS REST API gives contact and employee ids
+as integers); they are normalised to strings.
 """
 
 _HEADER_DESCRIPTIONS = {
@@ -86,7 +93,7 @@ _REQUEST_BODY: dict[str, Any] = {
         "One change event, or a JSON array of 1 to "
         f"{MAX_EVENTS_PER_REQUEST} change events; at most {MAX_BODY_BYTES} bytes. "
         "Required ids: student events `data.schoolId`; contact events `data.id` and "
-        "`data.schoolId`; staff events `data.id`."
+        "`data.schoolId`; staff events `data.id`. Ids are strings or integers."
     ),
     "content": {
         "application/json": {
@@ -143,7 +150,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             413: "Body over 1 MiB",
             415: "Content type is not JSON",
             422: "Valid JSON but not valid events; `errors` points at each field",
-            503: "Kafka unavailable; retry after `Retry-After` seconds",
+            503: "Kafka did not acknowledge every event (some may be queued already): send "
+            "the same request again after `Retry-After` seconds; repeats are harmless",
         }
     )
 }
@@ -275,7 +283,9 @@ async def _ingest(school_id: str, request: Request, ingest: IngestContext) -> tu
             503,
             "kafka-unavailable",
             "Queue unavailable",
-            "The events could not be queued; nothing was accepted. Retry later.",
+            "Kafka did not acknowledge every event, so the request was not accepted (some "
+            "events may be queued already). Send the same request again later: repeats "
+            "are harmless.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         ) from None
     ingest.metrics.publish_seconds.observe(time.perf_counter() - started)

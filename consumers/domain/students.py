@@ -34,6 +34,15 @@ UNREADABLE = "iSAMS record is unreadable"
 _REQUIRED = ("schoolCode", "forename", "surname")
 _UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+")
 _YEAR_GROUP = "year_group_id"
+PLACEHOLDER_FOR_INVALID = (
+    "schoolEmailAddress: not a valid e-mail address in iSAMS; "
+    "a placeholder address was sent instead"
+)
+PLACEHOLDER_FOR_EMPTY = (
+    "schoolEmailAddress: empty in iSAMS; a placeholder address was sent until iSAMS has one"
+)
+# Warnings that say what was sent: true only of a plan that writes.
+_SENT_WARNINGS = frozenset({PLACEHOLDER_FOR_INVALID, PLACEHOLDER_FOR_EMPTY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,18 +127,23 @@ def plan_student(
     if previous is None or previous.archived:
         reason = _missing(record, rules, with_year_group=True)
         if reason:
-            return skip_plan(previous, reason, warnings)
+            return skip_plan(previous, reason, _unsent(warnings))
         return write_plan(mapped.fields, previous, warnings, create_only=mapped.create_only)
 
     reason = _missing(record, rules, with_year_group=False)
     if reason:
-        return skip_plan(previous, reason, warnings)
+        return skip_plan(previous, reason, _unsent(warnings))
     desired = dict(mapped.fields)
     if _YEAR_GROUP not in desired:
         warnings = (*warnings, _year_group_kept(record))
         if _YEAR_GROUP in previous.fields:
             desired[_YEAR_GROUP] = previous.fields[_YEAR_GROUP]
     return write_plan(desired, previous, warnings)
+
+
+def _unsent(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    """Drop the warnings that say something was sent: a skipped pupil was sent nothing."""
+    return tuple(warning for warning in warnings if warning not in _SENT_WARNINGS)
 
 
 def _missing(record: IsamsStudent, rules: StudentRules, with_year_group: bool) -> str | None:
@@ -196,15 +210,7 @@ def _email(record: IsamsStudent, rules: StudentRules, warnings: list[str]) -> st
     email = record.school_email_address
     if email is not None and is_email(email):
         return email
-    if email is not None:
-        warnings.append(
-            "schoolEmailAddress: not a valid e-mail address in iSAMS; "
-            "a placeholder address was sent instead"
-        )
-    else:
-        warnings.append(
-            "schoolEmailAddress: empty in iSAMS; a placeholder address was sent until iSAMS has one"
-        )
+    warnings.append(PLACEHOLDER_FOR_INVALID if email is not None else PLACEHOLDER_FOR_EMPTY)
     local = _UNSAFE_LOCAL.sub("-", record.school_code or "").strip(".-")
     if not local:
         local = "student-" + _UNSAFE_LOCAL.sub("-", record.school_id).strip(".-")

@@ -117,7 +117,7 @@ class WebhookEmitter:
         school_id: str | None = None,
     ) -> Event:
         """Build an event for one contact; a deleted one needs `school_id` once it is gone."""
-        data: dict[str, Any] = {"id": str(contact_id), "schoolId": school_id}
+        data: dict[str, Any] = {"id": contact_id, "schoolId": school_id}
         if contact_id in self.school.contacts:
             record = self.school.contact(contact_id)
             data["schoolId"] = record["schoolId"]
@@ -138,7 +138,7 @@ class WebhookEmitter:
         access = managebac_access
         if access is None:
             access = self.school.managebac_access.get(employee_id)
-        data: dict[str, Any] = {"id": str(employee_id), "managebacAccess": access}
+        data: dict[str, Any] = {"id": employee_id, "managebacAccess": access}
         if self._fat(fat) and action != "deleted" and employee_id in self.school.employees:
             data["record"] = self._expanded("employee", self.school.employee(employee_id))
         return make_event(f"staff.{action}", data, self._clock())

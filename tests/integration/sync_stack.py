@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from app.main import create_app
+from app.publisher import Publisher
 from app.settings import SchoolsFile, Settings, Topics
 from consumers.adapters.managebac import RetryPolicy
 from consumers.bootstrap import build_sync_service
@@ -113,6 +114,15 @@ async def _consumer(
 
 @pytest.fixture
 async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with open_stack(kafka_bootstrap, topics, tmp_path) as running:
+        yield running
+
+
+@asynccontextmanager
+async def open_stack(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, publisher: Publisher | None = None
+) -> AsyncIterator[Stack]:
+    """Run the stack; `publisher`, when given, is the ingest's (started by the caller)."""
     school = generate_school(40, seed=11)
     isams = create_isams_app(IsamsConfig(), school)
     managebac = create_managebac_app(ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS))
@@ -131,7 +141,7 @@ async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIt
         )
         results: list[Result] = []
         async with (
-            serve_app(create_app(settings, schools)) as ingest_url,
+            serve_app(create_app(settings, schools, publisher)) as ingest_url,
             httpx.AsyncClient(timeout=30) as http,
             httpx.AsyncClient(base_url=managebac_url) as managebac_http,
         ):

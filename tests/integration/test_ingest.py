@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import FastAPI
@@ -180,6 +181,42 @@ async def test_signed_batch_is_queued_one_message_per_event(
         b"contact.updated",
         b"staff.deleted",
     }
+
+
+async def test_integer_ids_are_queued_as_text_in_the_key_and_the_value(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: Topics
+) -> None:
+    """The iSAMS REST API gives contact and employee ids as JSON integers."""
+    contact = {"type": "contact.updated", "timestamp": "2026-11-28T10:00:00Z"} | {
+        "data": {"id": 3301, "schoolId": "145629077495", "record": {"id": 3301, "personId": 9}}
+    }
+    staff = {"type": "staff.updated", "timestamp": "2026-11-28T10:00:00Z"} | {
+        "data": {"id": 17, "managebacAccess": True}
+    }
+    body = dumps([contact, staff])
+    response = await client.post(URL, content=body, headers=signed_headers(body))
+
+    assert response.status_code == 202, response.text
+    records = await read_all(kafka_bootstrap, topics.changes, expected=2)
+    by_key = {record.key: record for record in records}
+    assert set(by_key) == {f"{SCHOOL}:contact:3301".encode(), f"{SCHOOL}:staff:17".encode()}
+    queued_contact = orjson.loads(by_key[f"{SCHOOL}:contact:3301".encode()].value)
+    assert queued_contact["data"]["id"] == "3301"
+    assert queued_contact["data"]["record"]["id"] == 3301  # the record stays as iSAMS gave it
+    assert orjson.loads(by_key[f"{SCHOOL}:staff:17".encode()].value)["data"]["id"] == "17"
+
+
+@pytest.mark.parametrize("bad", [True, -1, 1.5, [1], {"id": 1}])
+async def test_an_id_that_is_neither_text_nor_a_whole_number_is_refused(
+    client: httpx.AsyncClient, bad: object
+) -> None:
+    body = dumps(
+        {"type": "staff.updated", "timestamp": "2026-11-28T10:00:00Z"} | {"data": {"id": bad}}
+    )
+    answer = await client.post(URL, content=body, headers=signed_headers(body))
+    problem = assert_problem(answer, 422)
+    assert problem["errors"][0]["pointer"] == "/data/id"
+    assert "string or a non-negative integer" in problem["errors"][0]["detail"]
 
 
 async def test_the_new_secret_of_a_rotation_verifies_too(

@@ -272,6 +272,19 @@ def test_invalid_email_gets_the_placeholder() -> None:
     assert "not a valid e-mail address" in result.warnings[0]
 
 
+@pytest.mark.parametrize("email", [None, "n/a"])
+@pytest.mark.parametrize("previous", [None, synced()], ids=["never-sent", "synced"])
+def test_a_skipped_student_carries_no_placeholder_was_sent_warning(
+    email: str | None, previous: PushedState | None
+) -> None:
+    """A pupil that is skipped was sent nothing, so explain must not say a placeholder was."""
+    skipped = plan(student(schoolEmailAddress=email, yearGroup=5, surname=None), previous)
+    assert skipped.skip is not None
+    assert not any("placeholder" in warning for warning in skipped.warnings)
+    written = plan(student(schoolEmailAddress=email))
+    assert any("placeholder address was sent" in warning for warning in written.warnings)
+
+
 def test_placeholder_local_part_is_made_safe() -> None:
     result = mapped(schoolEmailAddress=None, schoolCode="AB 12/3")
     assert result.fields["email"] == "AB-12-3@placeholder.invalid"

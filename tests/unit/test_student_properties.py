@@ -8,13 +8,13 @@ The schema comes from `tests/fixtures/managebac-v2-subset.yaml`, a copy of
 from __future__ import annotations
 
 import copy
+import hashlib
 import string
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,6 +35,8 @@ from consumers.domain.students import (
 REPO = Path(__file__).parents[2]
 FIXTURE = REPO / "tests/fixtures/managebac-v2-subset.yaml"
 SHARED = REPO / "../shared/reference/managebac-v2-subset.yaml"
+# The reference the fixture was copied from (2026-12): a changed copy is a deliberate act.
+FIXTURE_SHA256 = "633b1ec9c9c2b1ca2a2125e519fdb5f3ce614ad856b288cabfd807744d3a7592"
 SPEC_URI = "urn:managebac-v2-subset"
 RULES = StudentRules(
     year_groups={7: 10209272, 8: 10209273, 0: 10209260},
@@ -118,13 +120,18 @@ def strict_update() -> Draft202012Validator:
     return _validator(_strict_student(create=False))
 
 
-def test_fixture_is_the_shared_reference() -> None:
-    """The copy in tests/fixtures must follow the shared reference when it is beside us."""
-    if not SHARED.exists():
-        pytest.skip("../shared is not beside the repository")
-    assert FIXTURE.read_bytes() == SHARED.read_bytes(), (
-        "tests/fixtures/managebac-v2-subset.yaml differs from "
-        "../shared/reference/managebac-v2-subset.yaml: copy the reference over it"
+def test_fixture_is_the_copy_of_the_reference_it_claims_to_be() -> None:
+    """The copy in tests/fixtures is the reference it was taken from (its sha256 is recorded
+    here), and, where `../shared` is beside the repository, still the same as the reference."""
+    copied = FIXTURE.read_bytes()
+    assert hashlib.sha256(copied).hexdigest() == FIXTURE_SHA256, (
+        "tests/fixtures/managebac-v2-subset.yaml changed: copy the reference over it again "
+        "and record its sha256 in FIXTURE_SHA256"
+    )
+    references = [path for path in (SHARED,) if path.exists()]
+    assert all(path.read_bytes() == copied for path in references), (
+        "../shared/reference/managebac-v2-subset.yaml moved on: copy it over the fixture "
+        "and record its sha256 in FIXTURE_SHA256"
     )
 
 
