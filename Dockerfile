@@ -37,7 +37,6 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY app ./app
 COPY consumers ./consumers
-COPY sim ./sim
 RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
     && python -m pip --python /opt/venv/bin/python install --no-deps /tmp/wheels/isams_sync-*.whl \
     && python -m pip --python /opt/venv/bin/python check \

@@ -34,7 +34,7 @@ chaos: venv
 	scripts/run-tests.sh tests/faults
 
 demo: venv
-	$(BIN)/isams-sync demo
+	$(BIN)/python -m sim.demo
 
 bench: venv
 	$(BIN)/python -m bench.ingest

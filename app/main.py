@@ -1,8 +1,7 @@
-"""The composition root of the ingest service: `create_app(settings, schools)`.
+"""The ingest service's app: `create_app(services)` adds routes, problem handlers, lifespan.
 
-Nothing is built at import time. The lifespan connects to Kafka (creating the topics of
-DESIGN §2.3 on each connection) and opens the ledger engine for the readiness check; if
-either is down the service still starts, `/readyz` says which, and webhooks answer 503.
+Nothing is built at import time; the services come from the one composition root
+(`consumers.bootstrap.open_services`), or from a test's fakes.
 """
 
 from __future__ import annotations
@@ -16,68 +15,41 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from app.deps import IngestContext
-from app.events import ChangeEvent
+from app.deps import AdminContext, IngestContext
 from app.metrics import IngestMetrics, new_registry
 from app.problems import Problem, install_problem_handlers
-from app.publisher import KafkaPublisher, Publisher
-from app.routes import admin, health, webhooks
+from app.routes import admin, webhooks
 from app.security import build_verifiers
-from app.settings import SchoolsFile, Settings
-from consumers.adapters.http import new_http_client
-from consumers.adapters.kafka_admin import ensure_topics
-from consumers.adapters.ledger import Ledger
-from consumers.adapters.managebac import RetryPolicy
-from consumers.backfill import BackfillReport, run_backfill
-from consumers.bootstrap import school_ports
+from consumers.bootstrap import Services, open_services, unconnected_services
+from consumers.events import ChangeEvent
+from consumers.health import build_health_router
+from consumers.ports import PublisherPort
+from consumers.settings import SchoolsFile, Settings
 
 log = logging.getLogger(__name__)
 
 API_TITLE = "isams-sync ingest"
 API_VERSION = "1.0.0"
-TOPIC_CREATION_TIMEOUT = 10.0
 
 
-def create_app(
-    settings: Settings, schools: SchoolsFile, publisher: Publisher | None = None
-) -> FastAPI:
-    """Build the ingest app; a `publisher` passed in is used as is and never started here."""
-    verifiers = build_verifiers(schools)
-    topics = settings.topics
+def create_app(services: Services) -> FastAPI:
+    """Build the ingest app over `services` (whose owner, `open_services`, closes them).
+
+    The lifespan starts the Kafka publisher (which creates the topics on each connection)
+    and migrates the ledger; if either is down the service still starts, `/readyz` says
+    which, and webhooks answer 503 until Kafka is back.
+    """
+    verifiers = build_verifiers(services.schools)
     registry = new_registry()
-    kafka = settings.kafka
-    owned: KafkaPublisher | None = None
-    if publisher is None:
-
-        async def create_topics() -> None:
-            await ensure_topics(
-                kafka,
-                topics.all(),
-                settings.kafka_topic_partitions,
-                replication_factor=settings.kafka_replication_factor,
-                timeout=TOPIC_CREATION_TIMEOUT,
-            )
-
-        owned = KafkaPublisher(
-            kafka, prepare=create_topics if settings.kafka_create_topics else None
-        )
-        publisher = owned
-    ledger = Ledger.from_url(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if owned is not None:
-            await owned.start()
+        await services.start_publisher()
         try:
-            await ledger.create_schema()
+            await services.ledger.create_schema()
         except Exception as exc:  # the database may come later; /readyz says so meanwhile
             log.warning("ledger unavailable at start-up", extra={"error": type(exc).__name__})
-        try:
-            yield
-        finally:
-            await ledger.close()
-            if owned is not None:
-                await owned.stop()
+        yield
 
     app = FastAPI(
         title=API_TITLE,
@@ -89,37 +61,42 @@ def create_app(
     )
     app.state.ingest = IngestContext(
         verifiers=verifiers,
-        publisher=publisher,
-        topic=topics.changes,
+        publisher=services.publisher,
+        topic=services.topics.changes,
         metrics=IngestMetrics(registry),
     )
-    by_id = schools.by_id()
-
-    async def backfill(school_id: str, dry_run: bool, force: bool) -> BackfillReport:
-        async with new_http_client(30.0) as http:
-            ports = school_ports(by_id[school_id], http, RetryPolicy())
-            return await run_backfill(
-                ports, ledger, publisher, topics, dry_run=dry_run, force=force
-            )
-
-    app.state.admin = admin.AdminContext(
-        token=settings.admin_token,
-        schools=frozenset(school.id for school in schools.schools),
-        ledger=ledger,
-        kafka=kafka,
-        topics=topics,
-        backfill=backfill,
-    )
+    app.state.admin = AdminContext(token=services.settings.admin_token, services=services)
     install_problem_handlers(app)
     webhooks.add_webhook_route(app)
     app.include_router(admin.router)
     app.include_router(
-        health.build_health_router(
-            {"kafka": publisher.ping, "ledger": ledger.ping}, registry=registry
+        build_health_router(
+            {"kafka": services.publisher.ping, "ledger": services.ledger.ping}, registry=registry
         )
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
+
+
+@asynccontextmanager
+async def open_app(
+    settings: Settings,
+    schools: SchoolsFile | None = None,
+    *,
+    publisher: PublisherPort | None = None,
+    client_id: str = "isams-sync-ingest",
+) -> AsyncIterator[FastAPI]:
+    """Open the services (the one composition root) and yield the app built on them."""
+    async with open_services(
+        settings, schools, client_id=client_id, publisher=publisher
+    ) as services:
+        yield create_app(services)
+
+
+def openapi_document(schools: SchoolsFile) -> dict[str, Any]:
+    """Return the API's OpenAPI document, from an app on services that connect to nothing."""
+    settings = Settings.model_construct(database_url="sqlite+aiosqlite:///:memory:")
+    return create_app(unconnected_services(settings, schools)).openapi()
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

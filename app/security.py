@@ -1,4 +1,5 @@
-"""Standard Webhooks signature verification, with several secrets per school for rotation.
+"""Who may call: Standard Webhooks signatures (several secrets per school, for rotation)
+and the admin API's bearer token.
 
 The `standardwebhooks` library does the HMAC and the ±5 minute timestamp tolerance; this
 module adds rotation (a request verifies if any of the school's secrets verifies it),
@@ -8,6 +9,7 @@ signature header) into our own `SignatureError`, and names a broken secret at st
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 
 from pydantic import SecretStr
@@ -17,7 +19,8 @@ from standardwebhooks.webhooks import (
     WebhookVerificationError,
 )
 
-from app.settings import ConfigError, SchoolsFile
+from app.problems import ProblemError
+from consumers.settings import ConfigError, SchoolsFile
 
 WEBHOOK_HEADERS: tuple[str, str, str] = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
@@ -85,3 +88,27 @@ def build_verifiers(schools: SchoolsFile) -> dict[str, WebhookVerifier]:
                 ) from None
         verifiers[school.id] = WebhookVerifier(school.webhook_secrets)
     return verifiers
+
+
+def check_admin_token(token: SecretStr | None, authorization: str) -> None:
+    """Refuse a request without `Authorization: Bearer <token>` (constant-time compare).
+
+    403 while no admin token is configured (the admin API is off), else 401.
+    """
+    if token is None:
+        raise ProblemError(
+            403,
+            "admin-disabled",
+            "Admin API disabled",
+            "The admin API is off until SYNC_ADMIN_TOKEN is set.",
+        )
+    scheme, _, presented = authorization.partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
+        raise ProblemError(
+            401,
+            "admin-unauthorized",
+            "Admin token required",
+            "Send Authorization: Bearer <SYNC_ADMIN_TOKEN>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

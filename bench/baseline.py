@@ -16,7 +16,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request
 
-from app.gc_tuning import prepare_gc_for_serving
+from consumers.gc_tuning import prepare_gc_for_serving
 
 
 def create_app() -> FastAPI:

@@ -13,7 +13,7 @@ phase, written to a fresh topic before the phase is timed:
   contacts read again but unchanged.
 - **baseline**: a bare `AIOKafkaConsumer` loop over the same records that only counts them.
 The runner and service run in this process, exactly as `isams-sync consume` builds them
-(`ChangeRunner` + `build_sync_service`, SQLite ledger unless `--database-url`); the iSAMS
+(`ChangeRunner` + `open_services`, SQLite ledger unless `--database-url`); the iSAMS
 and ManageBac+ simulators (no latency, no rate limit) run as their own processes. Each
 figure is records/s from a phase's first record to its last. `--profile PHASE` runs that
 phase under pyinstrument (installed ad hoc: `.venv/bin/pip install pyinstrument`).
@@ -42,15 +42,15 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.events import ChangeEvent, QueuedChange
-from app.gc_tuning import prepare_gc_for_serving
-from app.logs import configure_logging
-from app.settings import SchoolsFile, Settings, Topics
 from bench.cpu import process_cpu
-from consumers.adapters.kafka_admin import delete_topics, ensure_topics
-from consumers.bootstrap import build_sync_service
+from consumers.adapters.kafka.admin import delete_topics, ensure_topics
+from consumers.bootstrap import open_services
+from consumers.events import ChangeEvent, QueuedChange
+from consumers.gc_tuning import prepare_gc_for_serving
+from consumers.logs import configure_logging
 from consumers.outcomes import Result
 from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.settings import SchoolsFile, Settings, Topics
 from sim.isams.emitter import WebhookEmitter
 from sim.isams.school import SchoolData, generate_school
 from sim.serving import free_port
@@ -265,7 +265,8 @@ async def consume(
 
     profiler = _profiler() if options.profile else None
     timings: dict[str, Timing] = {}
-    async with build_sync_service(settings, schools) as service:
+    async with open_services(settings, schools) as services:
+        service = services.sync_service()
         config = RunnerConfig(
             bootstrap, settings.consumer_group, topics, max_in_flight=options.in_flight
         )

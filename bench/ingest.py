@@ -33,7 +33,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.settings import Topics
 from bench.cpu import CpuUse, snapshot, used
 from bench.loadgen import Generator, LoadError, LoadResult, find_wrk, run_load
 from bench.pool import (
@@ -45,6 +44,7 @@ from bench.pool import (
     write_pool,
 )
 from bench.variants import VARIANTS
+from consumers.settings import Topics
 from sim.serving import free_port
 from sim.stack import (
     REPO,

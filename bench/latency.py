@@ -36,8 +36,6 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.events import QueuedChange
-from app.settings import Topics
 from bench.consumer import (
     PARTITIONS,
     SCHOOL_ID,
@@ -47,8 +45,10 @@ from bench.consumer import (
     machine,
 )
 from bench.cpu import process_cpu
-from consumers.adapters.kafka_admin import delete_topics, ensure_topics
-from consumers.adapters.topic_reader import read_to_end
+from consumers.adapters.kafka.admin import delete_topics, ensure_topics
+from consumers.adapters.kafka.reader import read_to_end
+from consumers.events import QueuedChange
+from consumers.settings import Topics
 from sim.isams.app import SimConfig as IsamsConfig
 from sim.isams.app import create_app as create_isams_app
 from sim.isams.emitter import WebhookEmitter

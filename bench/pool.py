@@ -26,7 +26,7 @@ from sim.isams.school import STUDENT_EXPANSIONS, expand_record, generate_school
 
 SCHOOL_ID = "bench-school"
 PATH = f"/v1/webhooks/isams/{SCHOOL_ID}"
-SIGNATURE_LIFETIME = 300.0  # seconds; the service's tolerance (DESIGN §2.2)
+SIGNATURE_LIFETIME = 300.0  # seconds; the service's tolerance (docs/design.md §2.2)
 
 
 def new_secret() -> str:

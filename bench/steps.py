@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -24,17 +25,18 @@ from typing import Any
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from app.logs import configure_logging
-from app.main import create_app
+from app.main import open_app
 from app.metrics import IngestMetrics, new_registry
-from app.publisher import KafkaPublisher, to_message
 from app.routes.webhooks import check_content_type, parse_event_items
 from app.security import WebhookVerifier
-from app.settings import SchoolsFile, Settings
 from bench.baseline import create_app as baseline_app
 from bench.pool import PATH, SCHOOL_ID, new_secret, student_bodies
 from bench.variants import InstantPublisher
-from consumers.adapters.kafka_admin import ensure_topics
+from consumers.adapters.kafka.admin import ensure_topics
+from consumers.adapters.kafka.publisher import KafkaPublisher
+from consumers.events import to_message
+from consumers.logs import configure_logging
+from consumers.settings import SchoolsFile, Settings
 
 Step = Callable[[], object]
 Asgi = Callable[
@@ -194,6 +196,7 @@ async def routes(
     await ensure_topics(bootstrap, [settings.topics.changes], 6, timeout=10)
     kafka = KafkaPublisher(bootstrap)
     await kafka.start()
+    exits = contextlib.AsyncExitStack()
     best = dict.fromkeys((variant.name for variant in ROUTE_VARIANTS), float("inf"))
     try:
         apps: list[tuple[RouteVariant, Asgi]] = []
@@ -201,13 +204,15 @@ async def routes(
             if variant.baseline:
                 apps.append((variant, baseline_app()))
                 continue
-            app = create_app(settings, schools, kafka if variant.kafka else InstantPublisher())
+            publisher = kafka if variant.kafka else InstantPublisher()
+            app = await exits.enter_async_context(open_app(settings, schools, publisher=publisher))
             apps.append((variant, app))
         for _ in range(rounds):
             for variant, asgi in apps:
                 micros = await route_us(asgi, body, headers, requests, 32)
                 best[variant.name] = min(best[variant.name], micros)
     finally:
+        await exits.aclose()
         await kafka.stop()
         await _delete_topic(bootstrap, settings.topics.changes)
     return list(best.items())

@@ -1,6 +1,6 @@
 """`isams-sync serve` with one cost knocked out at a time: where the request time goes.
 
-Each variant builds the app exactly as `consumers.cli serve` does, then changes one thing
+Each variant builds the app exactly as `app.cli serve` does, then changes one thing
 through a public seam (`create_app`'s `publisher`), so the difference to the shipped
 service prices that one thing. The app's code is not touched. `bench.ingest --breakdown`
 runs these next to the real `serve`.
@@ -11,15 +11,16 @@ runs these next to the real `serve`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Sequence
 
 import uvicorn
 
-from app.gc_tuning import prepare_gc_for_serving
-from app.logs import configure_logging
-from app.main import create_app
-from app.publisher import OutgoingMessage
-from app.settings import load_schools, load_settings
+from app.main import open_app
+from consumers.gc_tuning import prepare_gc_for_serving
+from consumers.logs import configure_logging
+from consumers.ports import OutgoingMessage
+from consumers.settings import load_schools, load_settings
 
 VARIANTS = {
     "shipped": "as `serve` runs it (checks the wrapper adds nothing)",
@@ -46,9 +47,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     publisher = InstantPublisher() if args.variant == "no-kafka" else None
-    app = create_app(settings, load_schools(settings.schools_file), publisher)
-    prepare_gc_for_serving()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+
+    async def serve() -> None:
+        schools = load_schools(settings.schools_file)
+        async with open_app(settings, schools, publisher=publisher) as app:
+            config = uvicorn.Config(
+                app, host=args.host, port=args.port, log_config=None, access_log=False
+            )
+            prepare_gc_for_serving()
+            await uvicorn.Server(config).serve()
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

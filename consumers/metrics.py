@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 
-from app.events import QueuedChange
+from consumers.events import QueuedChange
 from consumers.outcomes import Result
 
 CHANGES_PROCESSED = Counter(

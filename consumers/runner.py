@@ -20,34 +20,26 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
 
-from aiokafka import (
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRebalanceListener,
-    ConsumerRecord,
-    TopicPartition,
-)
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.errors import KafkaError
 
-from app.events import QueuedChange
-from app.kafka_connection import Kafka, client_options
-from app.settings import Topics
+from consumers.adapters.kafka.connection import Kafka, client_options
+from consumers.adapters.kafka.dlq import not_before
+from consumers.adapters.kafka.producer import Producer
+from consumers.events import QueuedChange
 from consumers.offsets import OffsetTracker
 from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
+from consumers.parking import Origin, Parking, RetrySchedule
+from consumers.settings import Topics
 
 log = logging.getLogger(__name__)
 
 Processor = Callable[[QueuedChange], Awaitable[Result]]
 Record: TypeAlias = ConsumerRecord[Any, Any]
-NOT_BEFORE = "not-before"
-# After these, aiokafka's idempotent producer stays broken (aio-libs/aiokafka#1017), e.g.
-# once a broker restart cut batches off: only a new producer (a new producer id) recovers.
-_PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId)
 _OUR_PACKAGES = frozenset({"app", "consumers", "sim"})
 
 
@@ -55,17 +47,6 @@ class ResultSink(Protocol):
     """Receives each finished change (metrics, demo counters, tests)."""
 
     def __call__(self, change: QueuedChange | None, result: Result) -> None: ...
-
-
-@dataclass(frozen=True)
-class RetrySchedule:
-    """How long a parked change waits before each new attempt; then it is dead-lettered."""
-
-    delays: tuple[float, ...] = (2.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-
-    def delay_after(self, attempts: int) -> float | None:
-        """Return the wait after `attempts` failed attempts, or None to give up."""
-        return self.delays[attempts - 1] if attempts <= len(self.delays) else None
 
 
 @dataclass(frozen=True)
@@ -105,8 +86,7 @@ class ChangeRunner:
         self._running: set[asyncio.Task[None]] = set()
         self._revoked: set[TopicPartition] = set()
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._producer_lock = asyncio.Lock()
+        self._parking: Parking | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish running records, commit and leave the group."""
@@ -119,7 +99,7 @@ class ChangeRunner:
     async def run(self) -> None:
         """Run until `stop()`; then drain, commit and leave the group cleanly."""
         config = self._config
-        producer = self._new_producer()
+        producer = Producer(config.bootstrap, client_id="isams-sync-consumer")
         consumer = AIOKafkaConsumer(
             **client_options(config.bootstrap),
             group_id=config.group_id,
@@ -136,7 +116,7 @@ class ChangeRunner:
             [config.topics.changes, config.topics.retry], listener=_CommitOnRevoke(self)
         )
         await producer.start()
-        self._producer = producer
+        self._parking = Parking(producer, config.topics, config.retry, self._gone)
         try:
             await consumer.start()
             self._consumer = consumer
@@ -151,13 +131,13 @@ class ChangeRunner:
                 await self._commit()
                 await consumer.stop()  # leaves the group
         finally:
-            await (self._producer or producer).stop()
-            self._consumer = self._producer = None
+            await producer.stop()
+            self._consumer = self._parking = None
 
-    def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            **client_options(self._config.bootstrap), enable_idempotence=True, acks="all"
-        )
+    def _gone(self, origin: Origin) -> bool:
+        """Tell whether a record's parking should give up: stopping, or partition revoked."""
+        partition = TopicPartition(origin.topic, origin.partition)
+        return self._stopping.is_set() or partition in self._revoked
 
     async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
@@ -221,20 +201,21 @@ class ChangeRunner:
 
     async def _handle(self, record: Record) -> None:
         """Process one record until it is applied, skipped, parked or dead-lettered."""
+        origin = Origin(record.topic, record.partition, record.offset, record.key, record.value)
         try:
             change = QueuedChange.from_bytes(record.value)
         except ValueError as exc:
             # A value we cannot even read is parked with its reason, never dropped.
-            await self._dead_letter(record, None, "undecodable", str(exc)[:500], attempts=1)
+            await self._dead_letter(origin, None, "undecodable", str(exc)[:500], attempts=1)
             return
         attempts = change.attempts + 1
         try:
             result = await self._process(change)
         except PermanentFailureError as exc:
-            await self._dead_letter(record, change, exc.error_class, exc.detail, attempts)
+            await self._dead_letter(origin, change, exc.error_class, exc.detail, attempts)
             return
         except TransientFailureError as exc:
-            await self._park(record, change, str(exc), attempts)
+            await self._park(origin, change, str(exc), attempts)
             return
         except Exception as exc:
             # A bug or an unforeseen failure (the ledger, say) is retried like a transient
@@ -245,101 +226,37 @@ class ChangeRunner:
             log.error(
                 "change failed unexpectedly", extra={"key": _text(record.key), "error": error}
             )
-            await self._park(record, change, error, attempts)
+            await self._park(origin, change, error, attempts)
             return
         self._report(change, result)
 
     async def _wait_until_due(self, partition: TopicPartition, record: Record) -> bool:
         """Sleep until the record's `not-before`; give up on stop or when the partition goes."""
-        due = _header_float(record, NOT_BEFORE)
+        due = not_before(record.headers)
         while due is not None and time.time() < due:
             if self._stopping.is_set() or partition in self._revoked:
                 return False
             await asyncio.sleep(min(0.25, due - time.time()))
         return not (self._stopping.is_set() or partition in self._revoked)
 
-    async def _park(self, record: Record, change: QueuedChange, error: str, attempts: int) -> None:
-        """Send the change to the retry topic, or to the DLQ after the last delay."""
-        delay = self._config.retry.delay_after(attempts)
-        if delay is None:
-            await self._dead_letter(record, change, "retries-exhausted", error, attempts)
-            return
-        parked = change.model_copy(update={"attempts": attempts})
-        headers = [
-            (NOT_BEFORE, f"{time.time() + delay:.3f}".encode()),
-            ("attempts", str(attempts).encode()),
-            ("error-detail", error.encode()[:2000]),
-        ]
-        await self._send(self._config.topics.retry, record, parked.to_bytes(), headers)
-        log.warning(
-            "change parked for a retry",
-            extra={"key": _text(record.key), "attempt": attempts, "in_s": delay, "error": error},
-        )
+    async def _park(self, origin: Origin, change: QueuedChange, error: str, attempts: int) -> None:
+        """Park the change for a retry (or the DLQ after the last delay)."""
+        assert self._parking is not None
+        if await self._parking.retry_later(origin, change, error, attempts):
+            reason = f"retries-exhausted: {error}"
+            self._report(change, Result(Outcome.DEAD_LETTERED, reason=reason))
 
     async def _dead_letter(
         self,
-        record: Record,
+        origin: Origin,
         change: QueuedChange | None,
         error_class: str,
         detail: str,
         attempts: int,
     ) -> None:
-        headers = [
-            ("error-class", error_class.encode()),
-            ("error-detail", detail.encode()[:2000]),
-            ("attempts", str(attempts).encode()),
-            ("failed-at", datetime.now(UTC).isoformat().encode()),
-            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        if change is not None:
-            headers.append(("school", change.school.encode()))
-        await self._send(self._config.topics.dlq, record, record.value, headers)
-        log.error("change dead-lettered", extra={"key": _text(record.key), "error": error_class})
+        assert self._parking is not None
+        await self._parking.dead_letter(origin, change, error_class, detail, attempts)
         self._report(change, Result(Outcome.DEAD_LETTERED, reason=f"{error_class}: {detail}"))
-
-    async def _send(
-        self, topic: str, record: Record, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
-        """Send to the retry or DLQ topic, waiting out Kafka failures: a record is finished
-        only once it is parked, so the send is tried again until it works, the loop stops
-        or the partition goes (then the record is redelivered)."""
-        pause = 0.5
-        partition = TopicPartition(record.topic, record.partition)
-        while True:
-            producer = self._producer
-            assert producer is not None
-            try:
-                await producer.send_and_wait(topic, value=value, key=record.key, headers=headers)
-                return
-            except KafkaError as exc:
-                if self._stopping.is_set() or partition in self._revoked:
-                    raise
-                log.warning(
-                    "Kafka refused a parked change; trying again",
-                    extra={"key": _text(record.key), "error": type(exc).__name__, "in_s": pause},
-                )
-                if isinstance(exc, _PRODUCER_STATE_ERRORS):
-                    await self._renew_producer(producer)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
-
-    async def _renew_producer(self, broken: AIOKafkaProducer) -> None:
-        """Replace a producer the broker no longer accepts (unless another task did)."""
-        stale: AIOKafkaProducer = broken  # (mypy narrows `broken` by the check below)
-        async with self._producer_lock:
-            if self._producer is not broken:
-                return
-            fresh = self._new_producer()
-            try:
-                await fresh.start()
-            except KafkaError as exc:
-                log.warning("no new Kafka producer yet", extra={"error": type(exc).__name__})
-                await fresh.stop()
-                return
-            self._producer = fresh
-        with contextlib.suppress(KafkaError, OSError, TimeoutError):
-            async with asyncio.timeout(5.0):
-                await stale.stop()
 
     def _report(self, change: QueuedChange | None, result: Result) -> None:
         if self._on_result is not None:
@@ -397,16 +314,6 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
-
-
-def _header_float(record: Record, name: str) -> float | None:
-    for key, value in record.headers or ():
-        if key == name:
-            try:
-                return float(value.decode())
-            except (ValueError, UnicodeDecodeError):
-                return None
-    return None
 
 
 def _where(exc: BaseException) -> str:

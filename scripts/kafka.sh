@@ -11,8 +11,8 @@
 #   KAFKA_PORT (9092)  KAFKA_CONTROLLER_PORT (9093)  KAFKA_DATA (<repo>/var/kafka)
 #   KAFKA_LIBS (~/.cache/isams-sync/kafka-<version>/libs)  KAFKA_START_TIMEOUT (90)
 #   KAFKA_HEAP_OPTS (-Xmx512m -Xms256m)  KAFKA_JVM_OPTS (GC and friends, see below)
-#   SYNC_KAFKA_TOPIC_PREFIX (prepended to the DESIGN §2.3 topic names)
-#   KAFKA_ADMIN_PYTHON (<repo>/.venv/bin/python: runs consumers.adapters.kafka_admin)
+#   SYNC_KAFKA_TOPIC_PREFIX (prepended to the docs/design.md §2.3 topic names)
+#   KAFKA_ADMIN_PYTHON (<repo>/.venv/bin/python: runs consumers.adapters.kafka.admin)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,7 +90,7 @@ fetch() {
 
 require_python() { [[ -x "$PYTHON" ]] || die "$PYTHON not found: run 'make venv' first"; }
 
-admin() { (cd "$REPO" && "$PYTHON" -m consumers.adapters.kafka_admin "$@"); }
+admin() { (cd "$REPO" && "$PYTHON" -m consumers.adapters.kafka.admin "$@"); }
 
 # Whether a broker answers a metadata request (false, too, when there is no venv to ask with).
 answers() {

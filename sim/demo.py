@@ -382,3 +382,19 @@ def _write_schools_file(
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sim.demo`: what `make demo` (and `isams-sync demo`) runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__)
+    parser.add_argument("--students", type=int, default=600, help="size of the generated school")
+    parser.add_argument("--edits", type=int, default=200, help="live edits after the first sync")
+    parser.add_argument("--edits-per-second", type=float, default=20.0, help="their pace")
+    args = parser.parse_args(argv)
+    return asyncio.run(run_demo(args.students, args.edits, args.edits_per_second))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -95,7 +95,7 @@ def python_module(module: str, *args: str) -> list[str]:
 
 def sync_command(*args: str) -> list[str]:
     """Return the command that runs `isams-sync` with this interpreter."""
-    return python_module("consumers.cli", *args)
+    return python_module("app.cli", *args)
 
 
 async def wait_ready(url: str, process: ManagedProcess, timeout: float = 60.0) -> None:

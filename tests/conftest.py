@@ -18,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.settings import Topics
-from consumers.adapters.kafka_admin import delete_topics, ensure_topics, ping
+from consumers.adapters.kafka.admin import delete_topics, ensure_topics, ping
+from consumers.settings import Topics
 
 
 @pytest.fixture(scope="session")

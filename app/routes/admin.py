@@ -1,4 +1,4 @@
-"""The admin API (DESIGN §2.5): bearer-token protected; answers 403 while no token is set.
+"""The admin API (docs/design.md §2.5): bearer-token protected; answers 403 while no token is set.
 
 Explain: why is this record (not) in ManageBac+? Read from the ledger, never from the
 people systems, so support can ask it as often as they like.
@@ -6,77 +6,24 @@ people systems, so support can ask it as often as they like.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, SecretStr
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict
 
-from app.kafka_connection import Kafka
+from app.deps import AdminContext, AdminDep
 from app.problems import ProblemError, problem_responses
-from app.settings import Topics
-from consumers.adapters.dlq import (
-    DeadLetter,
-    DeadLetterFilter,
-    list_dead_letters,
-    replay_dead_letters,
-)
-from consumers.adapters.ledger import Ledger
-from consumers.backfill import BackfillReport
-from consumers.explain import describe
+from consumers.adapters.kafka.dlq import DeadLetter, DeadLetterFilter
+from consumers.capture.backfill import run_backfill
+from consumers.ops.dlq import list_letters, replay_letters
+from consumers.ops.explain import describe
 
 # The kinds `explain` answers for: the three event kinds and the parent behind a person's
-# contacts (keyed by person). The CLI accepts the same (consumers.explain.EXPLAINABLE_KINDS).
+# contacts (keyed by person). The CLI accepts the same (consumers.ops.explain.EXPLAINABLE_KINDS).
 RecordKind = Literal["student", "contact", "staff", "parent"]
 # Every status a ledger row can have (consumers.domain.records.Status), and "not seen".
 RecordStatus = Literal["synced", "archived", "skipped", "pending", "failed", "not_seen"]
-
-
-@dataclass(frozen=True)
-class AdminContext:
-    """What the admin routes need, built once by `create_app`."""
-
-    token: SecretStr | None
-    schools: frozenset[str]
-    ledger: Ledger
-    kafka: Kafka
-    topics: Topics
-    backfill: Callable[[str, bool, bool], Awaitable[BackfillReport]]
-
-
-def _context(request: Request) -> AdminContext:
-    context = request.app.state.admin
-    assert isinstance(context, AdminContext)
-    return context
-
-
-def require_admin(request: Request) -> AdminContext:
-    """Let the request through only with `Authorization: Bearer $SYNC_ADMIN_TOKEN`."""
-    context = _context(request)
-    if context.token is None:
-        raise ProblemError(
-            403,
-            "admin-disabled",
-            "Admin API disabled",
-            "The admin API is off until SYNC_ADMIN_TOKEN is set.",
-        )
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    expected = context.token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
-        raise ProblemError(
-            401,
-            "admin-unauthorized",
-            "Admin token required",
-            "Send Authorization: Bearer <SYNC_ADMIN_TOKEN>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return context
-
-
-AdminDep = Annotated[AdminContext, Depends(require_admin)]
 
 
 class RecordExplanation(BaseModel):
@@ -116,7 +63,7 @@ async def explain_record(
     isams_id: Annotated[str, Path(min_length=1, max_length=64)],
 ) -> RecordExplanation:
     _known_school(admin, school_id)
-    record = await admin.ledger.get(school_id, kind, isams_id)
+    record = await admin.services.ledger.get(school_id, kind, isams_id)
     text = describe(record, kind, isams_id)
     if record is None:
         return RecordExplanation(
@@ -184,7 +131,7 @@ class ReplayAnswer(BaseModel):
 
 
 def _known_school(admin: AdminContext, school_id: str) -> None:
-    if school_id not in admin.schools:
+    if not admin.knows(school_id):
         raise ProblemError(404, "unknown-school", "Unknown school", "No such school is configured.")
 
 
@@ -196,7 +143,10 @@ def _known_school(admin: AdminContext, school_id: str) -> None:
 )
 async def list_dlq(admin: AdminDep, school_id: Annotated[str, Path(max_length=64)]) -> DeadLetters:
     _known_school(admin, school_id)
-    letters = await list_dead_letters(admin.kafka, admin.topics, DeadLetterFilter(school=school_id))
+    services = admin.services
+    letters = await list_letters(
+        services.kafka, services.topics, DeadLetterFilter(school=school_id)
+    )
     return DeadLetters(dead_letters=[DeadLetterView.of(letter) for letter in letters])
 
 
@@ -213,14 +163,13 @@ async def replay_dlq(
 ) -> ReplayAnswer:
     _known_school(admin, school_id)
     wanted = request or ReplayRequest()
-    letters = await list_dead_letters(
-        admin.kafka,
-        admin.topics,
+    letters, replayed = await replay_letters(
+        admin.services.kafka,
+        admin.services.topics,
         DeadLetterFilter(
             school=school_id, key=wanted.record, since=wanted.since, until=wanted.until
         ),
     )
-    replayed = await replay_dead_letters(admin.kafka, admin.topics, letters)
     return ReplayAnswer(
         replayed=replayed, dead_letters=[DeadLetterView.of(letter) for letter in letters]
     )
@@ -263,7 +212,17 @@ async def start_backfill(
 ) -> BackfillAnswer:
     _known_school(admin, school_id)
     wanted = request or BackfillRequest()
-    report = await admin.backfill(school_id, wanted.dry_run, wanted.force)
+    services = admin.services
+    ports = services.ports_of(school_id)
+    assert ports is not None  # _known_school checked it
+    report = await run_backfill(
+        ports,
+        services.ledger,
+        services.publisher,
+        services.topics,
+        dry_run=wanted.dry_run,
+        force=wanted.force,
+    )
     return BackfillAnswer(
         run_id=report.run_id,
         students=report.students,

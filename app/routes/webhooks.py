@@ -1,4 +1,4 @@
-"""`POST /v1/webhooks/isams/{school_id}`: verify → validate → publish → 202 (DESIGN §2.2).
+"""`POST /v1/webhooks/isams/{school_id}`: verify → validate → publish → 202 (docs/design.md §2.2).
 
 Checks run in this order, cheapest and least trusting first, so that nothing is read,
 verified or parsed that an earlier check could refuse:
@@ -31,154 +31,29 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import ClientDisconnect
 
-from app.deps import IngestContext
-from app.events import MAX_EVENTS_PER_REQUEST, ChangeEvent
+from app.deps import IngestContext, ingest_context
 from app.metrics import UNKNOWN_SCHOOL
-from app.problems import FieldError, ProblemError, json_pointer, problem_responses
-from app.publisher import MessageTooLargeError, PublishError, to_message
+from app.problems import FieldError, ProblemError, json_pointer
+from app.routes.webhooks_openapi import MAX_BODY_BYTES, documented_route
 from app.security import WEBHOOK_HEADERS, SignatureError
+from consumers.events import MAX_EVENTS_PER_REQUEST, ChangeEvent, to_message
+from consumers.ports import MessageTooLargeError, PublishError
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 MAX_REPORTED_ERRORS = 100  # a 500-event batch can fail many ways; the first 100 are enough
 
 WEBHOOK_PATH = "/v1/webhooks/isams/{school_id}"
 
 
-class Accepted(BaseModel):
-    """Every event of the request is durably in Kafka."""
-
-    accepted: int = Field(ge=1, description="Number of events accepted")
-
-
-_DESCRIPTION = """\
-Accept one iSAMS change event, or an array of them, signed per Standard Webhooks.
-202 means every event is durably in Kafka. A 4xx queued nothing. A 503 may come after
-Kafka took part of a valid batch: send the same request again (repeats are harmless,
-as each record's current state is what gets applied).
-
-Checks, in this order (the first failing one answers):
-1. 404 unknown school;
-2. 415 content type not `application/json` (or `application/*+json`) in UTF-8;
-3. 413 body over 1 MiB (also refused while streaming, for chunked bodies);
-4. 400 body not UTF-8;
-5. 401 missing signature headers, timestamp outside ±5 minutes, or no signature
-   matching any of the school's secrets;
-6. 400 malformed JSON;
-7. 422 not one event or an array of 1 to 500 valid events (`errors` lists JSON pointers);
-8. 503 with `Retry-After` when Kafka does not acknowledge every event.
-
-Ids in `data` are strings or integers (the iSAMS REST API gives contact and employee ids
-as integers); they are normalised to strings.
-"""
-
-_HEADER_DESCRIPTIONS = {
-    "webhook-id": "Unique id of this delivery (Standard Webhooks).",
-    "webhook-timestamp": "Unix time in seconds when it was signed; ±5 minutes tolerance.",
-    "webhook-signature": (
-        "Space-separated `v1,<base64 HMAC-SHA256>` signatures of `id.timestamp.body`."
-    ),
-}
-
-_REQUEST_BODY: dict[str, Any] = {
-    "required": True,
-    "description": (
-        "One change event, or a JSON array of 1 to "
-        f"{MAX_EVENTS_PER_REQUEST} change events; at most {MAX_BODY_BYTES} bytes. "
-        "Required ids: student events `data.schoolId`; contact events `data.id` and "
-        "`data.schoolId`; staff events `data.id`. Ids are strings or integers."
-    ),
-    "content": {
-        "application/json": {
-            "schema": {
-                "oneOf": [
-                    {"$ref": "#/components/schemas/ChangeEvent"},
-                    {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/ChangeEvent"},
-                        "minItems": 1,
-                        "maxItems": MAX_EVENTS_PER_REQUEST,
-                    },
-                ]
-            }
-        }
-    },
-}
-
-_SCHOOL_ID_DESCRIPTION = "School id (slug) from the schools file"
-
-_OPENAPI_EXTRA: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "school_id",
-            "in": "path",
-            "required": True,
-            "schema": {
-                "type": "string",
-                "description": _SCHOOL_ID_DESCRIPTION,
-                "title": "School Id",
-            },
-            "description": _SCHOOL_ID_DESCRIPTION,
-        },
-        *(
-            {
-                "name": name,
-                "in": "header",
-                "required": True,
-                "description": description,
-                "schema": {"type": "string", "minLength": 1},
-            }
-            for name, description in _HEADER_DESCRIPTIONS.items()
-        ),
-    ],
-    "requestBody": _REQUEST_BODY,
-}
-
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **problem_responses(
-        {
-            400: "Malformed JSON, or a body that is not UTF-8",
-            401: "Missing or bad signature, or timestamp outside the tolerance",
-            404: "Unknown school",
-            413: "Body over 1 MiB",
-            415: "Content type is not JSON",
-            422: "Valid JSON but not valid events; `errors` points at each field",
-            503: "Kafka did not acknowledge every event (some may be queued already): send "
-            "the same request again after `Retry-After` seconds; repeats are harmless",
-        }
-    )
-}
-_RESPONSES[401]["headers"] = {
-    "WWW-Authenticate": {
-        "description": "Names the expected scheme (Standard Webhooks signatures)",
-        "schema": {"type": "string"},
-    }
-}
-_RESPONSES[503]["headers"] = {
-    "Retry-After": {
-        "description": "Seconds to wait before sending again",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 1},
-    }
-}
-
-
-def _ingest_context(request: Request) -> IngestContext:
-    context = request.app.state.ingest
-    assert isinstance(context, IngestContext)
-    return context
-
-
 async def receive_isams_webhook(request: Request) -> Response:
     """Answer one webhook request: 202 once Kafka holds every event, else a problem."""
-    ingest = _ingest_context(request)
+    ingest = ingest_context(request)
     school_id: str = request.path_params["school_id"]
     label = school_id if school_id in ingest.verifiers else UNKNOWN_SCHOOL
     claimed_id = request.headers.get("webhook-id", "")[:80]  # for logs; verified only on 202
@@ -224,22 +99,6 @@ def add_webhook_route(app: FastAPI) -> None:
     validate (the body is checked by hand, in the order above), so nothing is lost.
     """
     app.add_route(WEBHOOK_PATH, receive_isams_webhook, methods=["POST"], include_in_schema=False)
-
-
-# The OpenAPI operation of the route above (FastAPI documents only what it routes itself).
-DOCUMENTED_ROUTE = APIRoute(
-    WEBHOOK_PATH,
-    receive_isams_webhook,
-    methods=["POST"],
-    tags=["webhooks"],
-    operation_id="receiveIsamsWebhook",
-    summary="Receive signed iSAMS change events",
-    description=_DESCRIPTION,
-    status_code=202,
-    response_model=Accepted,
-    responses={202: {"description": "Every event is durably in Kafka"}, **_RESPONSES},
-    openapi_extra=_OPENAPI_EXTRA,
-)
 
 
 async def _ingest(school_id: str, request: Request, ingest: IngestContext) -> tuple[str, int]:
@@ -401,3 +260,6 @@ def _invalid(errors: list[FieldError]) -> ProblemError:
     return ProblemError(
         422, "invalid-event", "Invalid event", detail + ": see `errors`.", errors=shown
     )
+
+
+DOCUMENTED_ROUTE = documented_route(WEBHOOK_PATH, receive_isams_webhook)

@@ -10,6 +10,7 @@ responses and exceptions.
 from __future__ import annotations
 
 import urllib.request
+from dataclasses import dataclass
 
 import aiohttp
 import httpx
@@ -18,11 +19,26 @@ from httpx_aiohttp import AiohttpTransport
 KEEPALIVE_SECONDS = 15.0
 
 
-def new_http_client(timeout_seconds: float, max_connections: int = 100) -> httpx.AsyncClient:
+@dataclass(frozen=True)
+class HttpPolicy:
+    """The one policy of every call to iSAMS and ManageBac+ (timeouts, pool, proxies).
+
+    A request may take `read_timeout` s (an iSAMS page of 500 records is the slowest), a
+    connection `connect_timeout` s; `max_connections` bounds the pool shared by all
+    schools. Proxies: see `new_session`.
+    """
+
+    read_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    max_connections: int = 100
+
+
+def new_http_client(policy: HttpPolicy | None = None) -> httpx.AsyncClient:
     """Return an httpx client on aiohttp's connection pool (close it with `aclose`)."""
+    chosen = policy or HttpPolicy()
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_seconds),
-        transport=AiohttpTransport(client=lambda: new_session(max_connections)),
+        timeout=httpx.Timeout(chosen.read_timeout, connect=chosen.connect_timeout),
+        transport=AiohttpTransport(client=lambda: new_session(chosen.max_connections)),
     )
 
 

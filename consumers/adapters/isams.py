@@ -16,21 +16,11 @@ import httpx
 import orjson
 import stamina
 
+from consumers.ports import IsamsAuthError, IsamsError, IsamsUnavailableError
+
 STUDENT_EXPAND = "nationalityIsoMappings,languageIsoMappings"
 CONTACT_EXPAND = "countryIsoMappings"
 _TOKEN_MARGIN = 30.0
-
-
-class IsamsError(Exception):
-    """Base class of iSAMS failures."""
-
-
-class IsamsUnavailableError(IsamsError):
-    """iSAMS kept failing (5xx, timeouts, connection errors) after bounded retries."""
-
-
-class IsamsAuthError(IsamsError):
-    """iSAMS refused our client credentials; a setting needs fixing, retrying won't help."""
 
 
 class _TransientError(Exception):
@@ -44,7 +34,7 @@ class _Token:
 
 
 class IsamsClient:
-    """Read one school's records from iSAMS."""
+    """Read one school's records from iSAMS (the `IsamsPort` adapter)."""
 
     def __init__(
         self,

@@ -34,11 +34,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from consumers.adapters import migrations
-from consumers.domain.records import Status, SyncRecord
+from consumers.domain.records import SourceState, Status, SyncRecord
+
+# What "the database is not there (yet)" can look like to a caller that tries again.
+LEDGER_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -128,7 +132,7 @@ def _to_record(row: Any) -> SyncRecord:
         related_id=row.related_id,
         person_key=row.person_key,
         pushed=dict(row.pushed or {}),
-        source=dict(row.source or {}),
+        source=SourceState.from_json(row.source),
         content_hash=row.content_hash,
         archived=row.archived,
         reason=row.reason,
@@ -238,7 +242,7 @@ class Ledger:
             "related_id": record.related_id,
             "person_key": record.person_key,
             "pushed": record.pushed,
-            "source": record.source,
+            "source": record.source.to_json(),
             "content_hash": record.content_hash,
             "archived": record.archived,
             "reason": record.reason,

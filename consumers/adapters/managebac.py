@@ -12,38 +12,22 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import orjson
 import stamina
 from aiolimiter import AsyncLimiter
 
-Resource = Literal["students", "parents", "teachers"]
+from consumers.ports import (
+    ManagebacRejectedError,
+    ManagebacUnavailableError,
+    RemoteUser,
+    Resource,
+)
+
 _SINGULAR: dict[Resource, str] = {"students": "student", "parents": "parent", "teachers": "teacher"}
 _MAX_429_WAIT = 60.0
-
-
-class ManagebacError(Exception):
-    """Base class of ManageBac+ failures."""
-
-
-class ManagebacRejectedError(ManagebacError):
-    """ManageBac+ refused the request for good (a 4xx other than 429); retrying won't help."""
-
-    def __init__(self, status: int, body: str, method: str, path: str) -> None:
-        super().__init__(f"ManageBac+ answered {status} to {method} {path}: {body[:500]}")
-        self.status = status
-        self.body = body
-
-    @property
-    def already_taken(self) -> bool:
-        """Tell whether the refusal is a uniqueness clash ("has already been taken")."""
-        return self.status == 422 and "already been taken" in self.body
-
-
-class ManagebacUnavailableError(ManagebacError):
-    """ManageBac+ kept failing (5xx, timeouts, connection errors) after bounded retries."""
 
 
 class _TransientError(Exception):
@@ -52,15 +36,6 @@ class _TransientError(Exception):
 
 class _RateLimitedError(Exception):
     """ManageBac+ answered 429: wait as asked and try again, without using up an attempt."""
-
-
-@dataclass(frozen=True)
-class RemoteUser:
-    """A ManageBac+ user as far as the sync cares: its id, archive flag and fields."""
-
-    id: int
-    archived: bool
-    fields: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -132,7 +107,7 @@ def _seconds_from_retry_after(value: str) -> float | None:
 
 
 class ManagebacClient:
-    """Talk to one school's ManageBac+ API."""
+    """Talk to one school's ManageBac+ API (the `ManagebacPort` adapter)."""
 
     def __init__(
         self,

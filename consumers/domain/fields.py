@@ -1,9 +1,10 @@
 """Field rules shared by students, parents and teachers, and the plans they lead to.
 
-DESIGN §3 "Precise semantics": gender `M`/`F` only, dates without their time, an address block
-as five ManageBac+ fields (plus the country as ISO alpha-2 for parents and teachers), empty
-values left out on create, and on update a field pushed before and now empty cleared with `""`
-(`[]` for lists), because ManageBac+ ignores nulls. Warnings name fields, never values.
+docs/design.md §3 "Precise semantics": gender `M`/`F` only, dates without their time, an
+address block as five ManageBac+ fields (plus the country as ISO alpha-2 for parents and
+teachers), empty values left out on create, and on update a field pushed before and now
+empty cleared with `""` (`[]` for lists), because ManageBac+ ignores nulls. Warnings name
+fields, never values.
 """
 
 from __future__ import annotations

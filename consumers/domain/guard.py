@@ -1,8 +1,9 @@
 """The archive guard: a backfill or reconcile run must not empty a school by accident.
 
-DESIGN §3 "Guards": removals found by a backfill or reconcile run that would archive more than
-10% of a school's synced users stop and ask for `--force` (an emptied or truncated iSAMS
-export looks exactly like everybody leaving). Single change events are never held back.
+docs/design.md §3 "Guards": removals found by a backfill or reconcile run that would archive
+more than 10% of a school's synced users stop and ask for `--force` (an emptied or truncated
+iSAMS export looks exactly like everybody leaving). Single change events are never held
+back.
 """
 
 from __future__ import annotations

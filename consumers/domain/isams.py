@@ -5,7 +5,7 @@ a number where text was expected, or a date with a time must not stop a record f
 syncing. Unknown fields are ignored. Only a student's `schoolId`, which names the record, is
 required; contacts and employees are named by the event, so nothing on them is.
 This module is the one place that knows the shape of iSAMS records and of their
-`*IsoMappings` lists (`reference/isams-fields.md`).
+`*IsoMappings` lists (`docs/reference/isams-fields.md`).
 """
 
 from __future__ import annotations

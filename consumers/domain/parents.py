@@ -1,6 +1,6 @@
 """Parents: map an iSAMS contact to a ManageBac+ parent, and plan the writes.
 
-DESIGN §3 "Parents" and "Precise semantics". iSAMS keeps one contact record per pupil and
+docs/design.md §3 "Parents" and "Precise semantics". iSAMS keeps one contact record per pupil and
 contact; ManageBac+ has one parent per person (`personGuid`, else `personId`). The consumer
 groups a person's contact records, picks the representative one (`representative_contact`),
 tells whether any of the person's children is active in ManageBac+, and calls `plan_parent`;
@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from pydantic import ValidationError
-
 from consumers.domain.fields import (
     address,
     archive_plan,
@@ -27,9 +25,9 @@ from consumers.domain.fields import (
     write_plan,
 )
 from consumers.domain.isams import IsamsContact, as_utc
+from consumers.domain.parse import parse_record
 from consumers.domain.plan import Fields, FieldValue, Plan, PushedState, Skip
 
-UNREADABLE = "iSAMS record is unreadable"
 NO_PERSON = "no personGuid or personId in iSAMS"
 DECEASED = "the contact is marked deceased in iSAMS"
 NO_CONTACT = "no contact of this person syncs any more (removed in iSAMS, or not mapped)"
@@ -79,13 +77,7 @@ class MappedParent:
 
 def parse_contact(raw: object) -> IsamsContact | Skip:
     """Read an iSAMS REST contact record; a record that cannot be read is a `Skip`."""
-    if not isinstance(raw, Mapping):
-        return Skip(f"{UNREADABLE}: not a JSON object")
-    try:
-        return IsamsContact.model_validate(raw)
-    except ValidationError as exc:
-        fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
-        return Skip(f"{UNREADABLE}: {', '.join(fields) or 'record'}")
+    return parse_record(IsamsContact, raw)
 
 
 def person_key(contact: IsamsContact) -> str | None:

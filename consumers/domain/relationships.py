@@ -1,6 +1,6 @@
 """Parent-child links: iSAMS relationships as ManageBac+'s list, and what to do with a link.
 
-DESIGN §3 "Parents": each synced contact links its parent to the student with
+docs/design.md §3 "Parents": each synced contact links its parent to the student with
 `POST /v2/parents/{id}/children`, the relationship mapped to ManageBac+'s list (unknown →
 Other Guardian); a changed relationship is written with `PUT …/children/{child_id}`; a
 removed contact unlinks (`DELETE …/children/{child_id}`).
@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consumers.domain.plan import NoChange
+from consumers.domain.records import LinkState, Status
 
-# DESIGN §3's list. ManageBac+ also accepts "Consultant Recruiter", which is no family tie.
+# docs/design.md §3's list. ManageBac+ also accepts "Consultant Recruiter", which is no family tie.
 MANAGEBAC_RELATIONSHIPS: tuple[str, ...] = (
     "Mother",
     "Father",
@@ -148,14 +149,6 @@ def relationship_for(
 
 
 @dataclass(frozen=True, slots=True)
-class LinkState:
-    """What ManageBac+ holds from us for one contact's parent-child link."""
-
-    relationship: str
-    linked: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Link:
     """POST /v2/parents/{parent_id}/children `{"child": {"id", "relationship"}}`.
 
@@ -202,3 +195,79 @@ def link_state_after(action: LinkAction, previous: LinkState | None) -> LinkStat
     if isinstance(action, Unlink) and previous is not None:
         return LinkState(previous.relationship, linked=False)
     return previous
+
+
+WAITING_FOR_STUDENT = "waiting for the student to be in ManageBac+"
+WAITING_FOR_PARENT = "the parent is not in ManageBac+ (see the parent's reason)"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEnds:
+    """The two ends of a link as ManageBac+ holds them now: ids (None: not there yet) and
+    whether each is active (a parent or student that is archived takes no new link)."""
+
+    parent_id: int | None
+    parent_active: bool
+    student_id: int | None
+    student_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDecision:
+    """What to do with one contact's link, and where it then stands (for the ledger).
+
+    `action` is the write to make now (`NoChange` while an end is not ready); `state` is
+    the link once it succeeded; `status` and `reason` are the contact row's.
+    """
+
+    action: LinkAction
+    state: LinkState | None
+    status: Status
+    reason: str | None
+    warnings: tuple[str, ...]
+
+    @property
+    def linked(self) -> bool:
+        return self.state is not None and self.state.linked
+
+
+def decide_link(
+    wanted: bool,
+    isams_relationship: str | None,
+    overrides: Mapping[str, str],
+    previous: LinkState | None,
+    ends: LinkEnds,
+    not_wanted_reason: str,
+) -> LinkDecision:
+    """Decide one contact's link: link, relink, unlink or wait, and the contact's status.
+
+    - `wanted` (the contact syncs as a parent): link with the mapped relationship, or relink
+      when it changed; but wait (no write, status pending) while the parent is not active in
+      ManageBac+, or the student is not.
+    - Not wanted (removed, not mapped, deceased): unlink when linked, even while the parent
+      is archived; the contact is skipped with `not_wanted_reason`.
+    - Nothing is written while either end has no ManageBac+ id.
+    """
+    desired: str | None = None
+    warnings: list[str] = []
+    if wanted:
+        desired, warnings = relationship_for(isams_relationship, overrides)
+    action = plan_link(desired, previous)
+    reason: str | None = None
+    if not wanted:
+        reason = not_wanted_reason
+    elif ends.parent_id is None or not ends.parent_active:
+        reason, action = WAITING_FOR_PARENT, _hold(action)
+    elif ends.student_id is None or not ends.student_active:
+        reason, action = WAITING_FOR_STUDENT, _hold(action)
+    if ends.parent_id is None or ends.student_id is None:
+        action = _hold(action)
+    state = link_state_after(action, previous)
+    linked = state is not None and state.linked
+    status = Status.SYNCED if linked else (Status.PENDING if wanted else Status.SKIPPED)
+    return LinkDecision(action, state, status, reason, tuple(warnings))
+
+
+def _hold(action: LinkAction) -> LinkAction:
+    """Keep an unlink (it needs no active parent); anything else waits for now."""
+    return action if isinstance(action, Unlink) else NoChange()

@@ -1,6 +1,6 @@
 """Students: map an iSAMS pupil to ManageBac+ student fields, and plan the writes.
 
-DESIGN §3 "Students" and "Precise semantics". Pure: the consumer loads the iSAMS record and
+docs/design.md §3 "Students" and "Precise semantics". Pure: the consumer loads the iSAMS record and
 the ledger's `PushedState`, calls `plan_student`, applies the plan's writes and records
 `plan.state`.
 """
@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-
-from pydantic import ValidationError
 
 from consumers.domain.fields import (
     address,
@@ -26,11 +24,11 @@ from consumers.domain.fields import (
 )
 from consumers.domain.isams import IsamsStudent
 from consumers.domain.iso import language_codes, nationality_codes
+from consumers.domain.parse import parse_record
 from consumers.domain.plan import Fields, FieldValue, Plan, PushedState, Skip
 
 NOT_CURRENT = "not current in iSAMS"
 DELETED = "deleted in iSAMS"
-UNREADABLE = "iSAMS record is unreadable"
 _REQUIRED = ("schoolCode", "forename", "surname")
 _UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+")
 _YEAR_GROUP = "year_group_id"
@@ -67,17 +65,8 @@ class MappedStudent:
 
 
 def parse_student(raw: object) -> IsamsStudent | Skip:
-    """Read an iSAMS REST student record; a record that cannot be read is a `Skip`.
-
-    The reason names the unreadable fields only (their values may be personal data).
-    """
-    if not isinstance(raw, Mapping):
-        return Skip(f"{UNREADABLE}: not a JSON object")
-    try:
-        return IsamsStudent.model_validate(raw)
-    except ValidationError as exc:
-        fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
-        return Skip(f"{UNREADABLE}: {', '.join(fields) or 'record'}")
+    """Read an iSAMS REST student record; a record that cannot be read is a `Skip`."""
+    return parse_record(IsamsStudent, raw)
 
 
 def map_student(record: IsamsStudent, rules: StudentRules) -> MappedStudent | Skip:

@@ -1,17 +1,14 @@
 """Teachers: map an iSAMS employee to a ManageBac+ teacher, and plan the writes.
 
-DESIGN §3 "Teachers" and "Precise semantics". Pure: the consumer loads the employee, resolves
-`managebacAccess` (the event's value, else the last known one, else None), and calls
-`plan_teacher` with the ledger's `PushedState`.
+docs/design.md §3 "Teachers" and "Precise semantics". Pure: the consumer loads the employee,
+resolves `managebacAccess` (the event's value, else the last known one, else None), and
+calls `plan_teacher` with the ledger's `PushedState`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
-
-from pydantic import ValidationError
 
 from consumers.domain.fields import (
     address,
@@ -27,9 +24,9 @@ from consumers.domain.fields import (
 )
 from consumers.domain.isams import IsamsEmployee
 from consumers.domain.iso import language_codes, nationality_codes
+from consumers.domain.parse import parse_record
 from consumers.domain.plan import Fields, FieldValue, Plan, PushedState, Skip
 
-UNREADABLE = "iSAMS record is unreadable"
 STAFF_DISABLED = "staff sync is off for this school (staff.enabled is false)"
 LEFT = "not current in iSAMS (left the school)"
 DELETED = "deleted in iSAMS"
@@ -63,13 +60,7 @@ class MappedTeacher:
 
 def parse_employee(raw: object) -> IsamsEmployee | Skip:
     """Read an iSAMS REST employee record; a record that cannot be read is a `Skip`."""
-    if not isinstance(raw, Mapping):
-        return Skip(f"{UNREADABLE}: not a JSON object")
-    try:
-        return IsamsEmployee.model_validate(raw)
-    except ValidationError as exc:
-        fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
-        return Skip(f"{UNREADABLE}: {', '.join(fields) or 'record'}")
+    return parse_record(IsamsEmployee, raw)
 
 
 def map_teacher(employee: IsamsEmployee) -> MappedTeacher | Skip:

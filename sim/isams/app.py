@@ -1,6 +1,6 @@
 """The iSAMS REST simulator: OAuth2 client credentials, the people endpoints, a control API.
 
-iSAMS routes follow reference/isams-fields.md. Routes under `/_sim/` are not iSAMS: tests
+iSAMS routes follow docs/reference/isams-fields.md. Routes under `/_sim/` are not iSAMS: tests
 and the demo use them to read counters, change records and inject outages.
 """
 

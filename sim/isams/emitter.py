@@ -1,6 +1,6 @@
-"""Send Standard Webhooks-signed change events for the simulated school (DESIGN §2.2).
+"""Send Standard Webhooks-signed change events for the simulated school (docs/design.md §2.2).
 
-Plays the part of iSAMS (or its connector): builds events in the shape of `app.events`,
+Plays the part of iSAMS (or its connector): builds events in the shape of `consumers.events`,
 signs each request with `standardwebhooks`, and retries 503/429 answers within a bound.
 """
 
@@ -34,7 +34,7 @@ def _utc_now() -> datetime:
 
 
 def make_event(event_type: str, data: Mapping[str, Any], moment: datetime | None = None) -> Event:
-    """Build one event in the Standard Webhooks payload shape of `app.events.ChangeEvent`."""
+    """Build one event in the Standard Webhooks payload shape of `consumers.events.ChangeEvent`."""
     when = (moment or _utc_now()).astimezone(UTC)
     return {
         "type": event_type,

@@ -1,7 +1,7 @@
 """A generated school in iSAMS REST shapes, and the in-memory store the simulator serves.
 
 Deterministic for a given (students, seed): tests and benchmarks can rely on the same data.
-Records are plain JSON dicts shaped like the iSAMS REST API (reference/isams-fields.md);
+Records are plain JSON dicts shaped like the iSAMS REST API (docs/reference/isams-fields.md);
 the ISO mapping lists (`*IsoMappings`) are kept out of the stored records and added only
 when a caller asks with `expand=`, as iSAMS does.
 """

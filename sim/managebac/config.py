@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_YEAR_GROUPS: dict[int, int] = {year: 10209265 + year for year in range(7, 14)}
-"""NC year -> year group id: Year 7 is 10209272 (the id DESIGN's example uses), up to Year 13."""
+"""NC year -> year group id: Year 7 is 10209272 (docs/design.md's example id), up to Year 13."""
 
 
 class SimConfig(BaseModel):

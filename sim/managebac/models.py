@@ -1,6 +1,6 @@
 """ManageBac+ v2 resources (Student, Parent, Teacher, year group, child relation).
 
-Field names mirror `shared/reference/managebac-v2-subset.yaml`. `*Fields` classes hold what a
+Field names mirror `tests/fixtures/managebac-v2-subset.yaml`. `*Fields` classes hold what a
 client may write; the record classes add what ManageBac+ owns (id, archived, timestamps, links);
 the `*Write` classes are the request bodies, strict about unknown fields.
 """

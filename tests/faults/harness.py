@@ -39,14 +39,14 @@ import yaml
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.events import QueuedChange
-from app.main import create_app
-from app.settings import Settings, Topics, load_schools
-from consumers.adapters.dlq import list_dead_letters
-from consumers.adapters.kafka_admin import delete_topics, ensure_topics
-from consumers.adapters.topic_reader import read_to_end
+from app.main import open_app
+from consumers.adapters.kafka.admin import delete_topics, ensure_topics
+from consumers.adapters.kafka.dlq import list_dead_letters
+from consumers.adapters.kafka.reader import read_to_end
 from consumers.domain.plan import Skip
 from consumers.domain.students import StudentRules, map_student, parse_student
+from consumers.events import QueuedChange
+from consumers.settings import Settings, Topics, load_schools
 from sim.isams.app import SimConfig as IsamsConfig
 from sim.isams.app import create_app as create_isams_app
 from sim.isams.emitter import Event, WebhookEmitter
@@ -63,7 +63,7 @@ PLACEHOLDER_DOMAIN = "placeholder.invalid"
 RULES = StudentRules(year_groups=YEAR_GROUPS, placeholder_email_domain=PLACEHOLDER_DOMAIN)
 PARTITIONS = 6  # as many as `serve` gives the topics it creates
 RETRY_DELAYS = "1,2,3,5,8,13"  # SYNC_RETRY_DELAYS: ~32 s of parking before the DLQ
-# Every field the students mapping writes (DESIGN §3), attendance_start_date aside (create
+# Every field the students mapping writes (docs/design.md §3), attendance_start_date aside (create
 # only): a field the oracle leaves out must be empty in ManageBac+ (never synced or cleared).
 STUDENT_FIELDS = (
     "first_name",
@@ -458,7 +458,8 @@ async def fault_stack(
             schools_file=schools_file,
         )
         schools = load_schools(schools_file, environ=env)
-        ingest_url = await exits.enter_async_context(serve_app(create_app(settings, schools)))
+        ingest_app = await exits.enter_async_context(open_app(settings, schools))
+        ingest_url = await exits.enter_async_context(serve_app(ingest_app))
         http = await exits.enter_async_context(httpx.AsyncClient(timeout=30.0))
         emitter = WebhookEmitter(
             school,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ConfigError, load_settings
+from consumers.settings import ConfigError, load_settings
 from tests.faults.harness import fault_stack
 
 pytestmark = pytest.mark.kafka

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.events import ChangeEvent, QueuedChange
-from app.settings import Topics
+from consumers.events import ChangeEvent, QueuedChange
 from consumers.outcomes import Outcome, Result
-from consumers.runner import ChangeRunner, RetrySchedule, RunnerConfig
+from consumers.parking import RetrySchedule
+from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.settings import Topics
 from tests.faults.harness import committed_offsets, end_offsets, read_topic
 
 pytestmark = pytest.mark.kafka

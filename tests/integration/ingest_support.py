@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from app.settings import SchoolsFile
+from consumers.settings import SchoolsFile
 
 SCHOOL = "demo-school"
 OLD_SECRET = "whsec_" + base64.b64encode(b"old-secret-of-the-demo-school-32").decode()

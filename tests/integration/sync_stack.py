@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
-from app.publisher import Publisher
-from app.settings import SchoolsFile, Settings, Topics
+from app.main import open_app
 from consumers.adapters.managebac import RetryPolicy
-from consumers.bootstrap import build_sync_service
+from consumers.bootstrap import open_services
 from consumers.outcomes import Result
+from consumers.ports import PublisherPort as Publisher
 from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.settings import SchoolsFile, Settings, Topics
 from sim.isams.app import SimConfig as IsamsConfig
 from sim.isams.app import create_app as create_isams_app
 from sim.isams.emitter import WebhookEmitter
@@ -98,10 +98,10 @@ def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
 async def _consumer(
     settings: Settings, schools: SchoolsFile, results: list[Result]
 ) -> AsyncIterator[None]:
-    async with build_sync_service(settings, schools, RetryPolicy(attempts=2)) as service:
+    async with open_services(settings, schools, retry=RetryPolicy(attempts=2)) as services:
         runner = ChangeRunner(
             RunnerConfig(settings.kafka_bootstrap, settings.consumer_group, settings.topics),
-            service.process,
+            services.sync_service().process,
             on_result=lambda _change, result: results.append(result),
         )
         task = asyncio.create_task(runner.run())
@@ -141,7 +141,8 @@ async def open_stack(
         )
         results: list[Result] = []
         async with (
-            serve_app(create_app(settings, schools, publisher)) as ingest_url,
+            open_app(settings, schools, publisher=publisher) as ingest_app,
+            serve_app(ingest_app) as ingest_url,
             httpx.AsyncClient(timeout=30) as http,
             httpx.AsyncClient(base_url=managebac_url) as managebac_http,
         ):

@@ -10,12 +10,12 @@ from typing import Any, get_args
 import httpx
 import pytest
 
-from app.main import create_app
+from app.main import open_app
 from app.routes.admin import RecordKind
-from app.settings import Settings
 from consumers.adapters.ledger import Ledger
 from consumers.domain.records import Status, SyncRecord
-from consumers.explain import EXPLAINABLE_KINDS
+from consumers.ops.explain import EXPLAINABLE_KINDS
+from consumers.settings import Settings
 from sim.serving import serve_app
 from tests.integration.ingest_support import SCHOOL, schools_file
 
@@ -37,7 +37,8 @@ def _settings(kafka_bootstrap: str, tmp_path: Path, **overrides: Any) -> Setting
 
 async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with (
-        serve_app(create_app(settings, schools_file())) as url,
+        open_app(settings, schools_file()) as app,
+        serve_app(app) as url,
         httpx.AsyncClient(base_url=url) as http,
     ):
         yield http

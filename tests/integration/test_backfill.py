@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.publisher import KafkaPublisher
+from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import RetryPolicy
-from consumers.backfill import RUN_KIND, BackfillReport, run_backfill
 from consumers.bootstrap import school_ports
+from consumers.capture.backfill import RUN_KIND, BackfillReport, run_backfill
 from consumers.domain.records import Status
 from tests.integration.sync_stack import ADMIN_TOKEN, SCHOOL, YEAR_GROUPS, Stack
 

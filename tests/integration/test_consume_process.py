@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from app.settings import Topics
+from consumers.settings import Topics
 from sim.serving import free_port
 from sim.stack import ManagedProcess, sync_command, wait_ready
 

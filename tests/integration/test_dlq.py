@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.events import ChangeEvent, QueuedChange
-from app.main import create_app
-from app.settings import Settings, Topics
-from consumers.adapters.dlq import DeadLetterFilter, list_dead_letters, replay_dead_letters
+from app.main import open_app
+from consumers.adapters.kafka.dlq import DeadLetterFilter, list_dead_letters, replay_dead_letters
+from consumers.events import ChangeEvent, QueuedChange
 from consumers.outcomes import Outcome, PermanentFailureError, Result
 from consumers.runner import ChangeRunner
+from consumers.settings import Settings, Topics
 from sim.serving import serve_app
 from tests.integration.ingest_support import SCHOOL, schools_file
 from tests.integration.test_runner import config, publish, running, until
@@ -107,7 +107,8 @@ async def test_the_admin_api_lists_and_replays_a_schools_dead_letters(
         admin_token=ADMIN_TOKEN,
     )
     async with (
-        serve_app(create_app(settings, schools_file())) as url,
+        open_app(settings, schools_file()) as app,
+        serve_app(app) as url,
         httpx.AsyncClient(
             base_url=url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ) as http,

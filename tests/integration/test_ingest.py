@@ -14,13 +14,13 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from fastapi import FastAPI
 
-from app.events import QueuedChange
-from app.main import create_app
-from app.publisher import KafkaPublisher, Publisher
-from app.settings import Settings, Topics
-from consumers.adapters.kafka_admin import ping
+from app.main import open_app
+from consumers.adapters.kafka.admin import ping
+from consumers.adapters.kafka.publisher import KafkaPublisher
+from consumers.events import QueuedChange
+from consumers.ports import PublisherPort as Publisher
+from consumers.settings import Settings, Topics
 from tests.integration.ingest_support import (
     NEW_SECRET,
     SCHOOL,
@@ -54,9 +54,12 @@ def prefix_of(topics: Topics) -> str:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and give a client that talks to it in-process."""
+async def serving(
+    settings: Settings, publisher: Publisher | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Open the app on its services, run its lifespan, give a client that talks to it."""
     async with (
+        open_app(settings, schools_file(), publisher=publisher) as app,
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as c,
     ):
@@ -77,7 +80,7 @@ async def client(
     kafka_bootstrap: str, topics: Topics, publisher: Publisher, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings_for(kafka_bootstrap, prefix_of(topics), tmp_path)
-    async with serving(create_app(settings, schools_file(), publisher)) as c:
+    async with serving(settings, publisher) as c:
         yield c
 
 
@@ -236,7 +239,7 @@ async def test_json_subtype_and_charset_are_accepted(client: httpx.AsyncClient) 
     assert response.status_code == 202, response.text
 
 
-# --- refused: every 4xx row of DESIGN §2.2, and nothing on the topic -----------------------
+# --- refused: every 4xx row of docs/design.md §2.2, and nothing on the topic ----------------
 
 Build = Callable[[], tuple[str, bytes, dict[str, str]]]
 
@@ -456,7 +459,7 @@ async def test_readyz_names_a_ledger_that_does_not_answer(
         tmp_path,
         database_url=f"postgresql+asyncpg://sync:unused@127.0.0.1:{free_port()}/sync",
     )
-    async with serving(create_app(settings, schools_file(), publisher)) as client:
+    async with serving(settings, publisher) as client:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
@@ -474,7 +477,7 @@ async def test_kafka_unreachable_answers_503_with_retry_after(
     await down.start()
     settings = settings_for(closed, prefix_of(topics), tmp_path)
     try:
-        async with serving(create_app(settings, schools_file(), down)) as client:
+        async with serving(settings, down) as client:
             body = dumps(event())
             started = time.monotonic()
             response = await client.post(URL, content=body, headers=signed_headers(body))
@@ -512,7 +515,7 @@ async def test_serve_starts_without_kafka_then_recovers_and_creates_the_topics(
     settings = settings_for(f"127.0.0.1:{gate.port}", prefix, tmp_path)
     body = dumps(event())
     try:
-        async with serving(create_app(settings, schools_file())) as client:
+        async with serving(settings) as client:
             assert (await client.get("/healthz")).status_code == 200
             before = await client.get("/readyz")
             refused = await client.post(URL, content=body, headers=signed_headers(body))
@@ -543,6 +546,6 @@ async def test_the_ledger_directory_is_created(
 ) -> None:
     settings = settings_for(kafka_bootstrap, prefix_of(topics), tmp_path)
     assert not (tmp_path / "var").exists()
-    async with serving(create_app(settings, schools_file(), publisher)) as client:
+    async with serving(settings, publisher) as client:
         assert (await client.get("/readyz")).status_code == 200
     assert (tmp_path / "var").is_dir()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from consumers.adapters.kafka_admin import (
+from consumers.adapters.kafka.admin import (
     KafkaNotReadyError,
     ensure_topics,
     ping,
@@ -105,7 +105,7 @@ async def test_wait_until_ready_gives_up_with_a_clear_error(closed_port: str) ->
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the module's command line as scripts/kafka.sh does, in a child process."""
     return subprocess.run(  # noqa: S603 (fixed argv: our interpreter and our own module)
-        [sys.executable, "-m", "consumers.adapters.kafka_admin", *args],
+        [sys.executable, "-m", "consumers.adapters.kafka.admin", *args],
         capture_output=True,
         text=True,
         timeout=60,

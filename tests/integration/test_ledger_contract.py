@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consumers.adapters import migrations
 from consumers.adapters.ledger import Ledger, engine_from_url, metadata
-from consumers.domain.records import Status, SyncRecord
+from consumers.domain.records import SourceState, Status, SyncRecord
 
 SCHOOL = "contract-school"
 BACKENDS = [
@@ -111,7 +111,7 @@ def contact(isams_id: str, student: str, person: str) -> SyncRecord:
         status=Status.SYNCED,
         related_id=student,
         person_key=person,
-        source={"record": {"id": isams_id, "surname": "Łukasz"}, "link": None},
+        source=SourceState(record={"id": isams_id, "surname": "Łukasz"}),
     )
 
 

@@ -7,6 +7,7 @@ the school's secret so the run reaches parsing, validation and publishing, not o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -32,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.main import create_app
-from app.settings import Settings
+from app.main import open_app, openapi_document
+from consumers.settings import Settings
 from tests.integration.ingest_support import SCHOOL, free_port, schools_file, signed_headers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,8 +46,7 @@ schema = schemathesis.openapi.from_path(OPENAPI)
 
 
 def test_checked_in_openapi_is_the_apps_schema() -> None:
-    app = create_app(Settings.model_construct(), schools_file())
-    generated = orjson.loads(orjson.dumps(app.openapi()))
+    generated = orjson.loads(orjson.dumps(openapi_document(schools_file())))
     assert yaml.safe_load(OPENAPI.read_text(encoding="utf-8")) == generated, (
         "openapi.yaml is stale: run .venv/bin/python scripts/export_openapi.py"
     )
@@ -87,23 +87,27 @@ def live_server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         database_url=f"sqlite+aiosqlite:///{database}",
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(app_settings, schools_file()),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-openapi", daemon=True)
+    stop = threading.Event()
+
+    async def serve() -> None:
+        async with open_app(app_settings, schools_file()) as app:
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", access_log=False
+            )
+            server = uvicorn.Server(config)
+            task = asyncio.create_task(server.serve())
+            await asyncio.to_thread(stop.wait)
+            server.should_exit = True
+            await task
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), name="uvicorn-openapi")
     thread.start()
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(base_url, seconds=30)
         yield base_url
     finally:
-        server.should_exit = True
+        stop.set()
         thread.join(timeout=20)
 
 

@@ -1,5 +1,5 @@
 """A batch Kafka takes only part of is answered 503; the sender's retry of the same request
-gets it all applied, with no duplicate user (DESIGN §2.2, on the real broker)."""
+gets it all applied, with no duplicate user (docs/design.md §2.2, on the real broker)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.publisher import KafkaPublisher, OutgoingMessage, PublishError
-from app.settings import Topics
+from consumers.adapters.kafka.publisher import KafkaPublisher
+from consumers.ports import OutgoingMessage, PublishError
+from consumers.settings import Topics
 from tests.integration.sync_stack import Stack, open_stack
 
 pytestmark = pytest.mark.kafka

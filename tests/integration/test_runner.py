@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.events import ChangeEvent, QueuedChange
-from app.settings import Topics
+from consumers.events import ChangeEvent, QueuedChange
 from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
-from consumers.runner import ChangeRunner, RetrySchedule, RunnerConfig
+from consumers.parking import RetrySchedule
+from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.settings import Topics
 
 pytestmark = pytest.mark.kafka
 

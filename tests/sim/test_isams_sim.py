@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
-from app.events import ChangeEvent
+from consumers.events import ChangeEvent
 from sim.isams.app import SimConfig, create_app, sim_state
 from sim.isams.emitter import WebhookEmitter
 from sim.isams.school import SchoolData, generate_school

@@ -1,4 +1,4 @@
-"""The ManageBac+ simulator validates, limits and fails like the real API (DESIGN §5)."""
+"""The ManageBac+ simulator validates, limits and fails like the real API (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from consumers.cli import cli
-from consumers.explain import EXPLAINABLE_KINDS
+from app.cli import cli
+from consumers.ops.explain import EXPLAINABLE_KINDS
 
 SCHOOLS = """\
 schools:

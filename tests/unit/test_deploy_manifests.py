@@ -28,10 +28,10 @@ import typer.core
 import typer.main
 import yaml
 
-from app.routes.health import build_health_router
-from app.settings import Settings, expand_variables, load_schools, load_settings
-from consumers.cli import cli
+from app.cli import cli
+from consumers.health import build_health_router
 from consumers.runner import RunnerConfig
+from consumers.settings import Settings, expand_variables, load_schools, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

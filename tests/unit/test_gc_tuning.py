@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from app.gc_tuning import YOUNG_GENERATION_THRESHOLD, prepare_gc_for_serving
+from consumers.gc_tuning import YOUNG_GENERATION_THRESHOLD, prepare_gc_for_serving
 
 
 def _tracked(thing: object) -> bool:

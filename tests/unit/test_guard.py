@@ -1,4 +1,4 @@
-"""The archive guard (DESIGN §3 "Guards"): more than 10% stops a run unless forced."""
+"""The archive guard (docs/design.md §3 "Guards"): more than 10% stops a run unless forced."""
 
 from __future__ import annotations
 

@@ -16,13 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.adapters.managebac import (
-    ManagebacClient,
-    ManagebacRejectedError,
-    ManagebacUnavailableError,
-    RemoteUser,
-    RetryPolicy,
-)
+from consumers.adapters.managebac import ManagebacClient, RetryPolicy
+from consumers.ports import ManagebacRejectedError, ManagebacUnavailableError, RemoteUser
 from sim.managebac import SimConfig, create_app
 from sim.serving import serve_app
 

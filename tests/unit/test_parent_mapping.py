@@ -1,4 +1,4 @@
-"""Parents: each field of DESIGN §3's parents paragraph and each parent precise-semantics rule."""
+"""Parents: each field of docs/design.md §3's parents paragraph, each parent precise rule."""
 
 from __future__ import annotations
 

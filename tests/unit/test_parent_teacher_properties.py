@@ -42,9 +42,9 @@ from consumers.domain.plan import (
     Unarchive,
     Update,
 )
+from consumers.domain.records import LinkState
 from consumers.domain.relationships import (
     MANAGEBAC_RELATIONSHIPS,
-    LinkState,
     link_state_after,
     plan_link,
     relationship_for,
@@ -99,7 +99,7 @@ def strict(kind: str, create: bool) -> Draft202012Validator:
 
     One object with PersonalInformation's and the kind's writable properties, nothing else;
     dates yyyy-mm-dd; ISO codes upper-case; email and last_name required on create and never
-    blanked; an update may clear a field with `""` (DESIGN §3, ManageBac+ ignores nulls),
+    blanked; an update may clear a field with `""` (docs/design.md §3, ManageBac+ ignores nulls),
     the salutation included.
     """
     schemas = spec()["components"]["schemas"]

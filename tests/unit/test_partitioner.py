@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.partitioner import default_partitioner
+from consumers.adapters.kafka.partitioner import default_partitioner
 
 _AIOKAFKA = DefaultPartitioner()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from consumers.domain.plan import NoChange
+from consumers.domain.records import LinkState
 from consumers.domain.relationships import (
     EMPTY_WARNING,
     MANAGEBAC_RELATIONSHIPS,
     UNKNOWN_WARNING,
     Link,
     LinkAction,
-    LinkState,
     Relink,
     Unlink,
     link_state_after,

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from app.security import SignatureError, WebhookVerifier, build_verifiers
-from app.settings import ConfigError, SchoolsFile
+from consumers.settings import ConfigError, SchoolsFile
 
 OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
 NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ConfigError, Settings, load_schools, load_settings
+from consumers.settings import ConfigError, Settings, load_schools, load_settings
 
 SCHOOL_YAML = """\
 schools:
@@ -164,7 +164,7 @@ def test_sasl_ssl_gives_every_kafka_client_tls_and_credentials(
 ) -> None:
     import ssl
 
-    from app.kafka_connection import client_options
+    from consumers.adapters.kafka.connection import client_options
 
     monkeypatch.setenv("SYNC_KAFKA_BOOTSTRAP", "kafka-0.kafka:9093")
     monkeypatch.setenv("SYNC_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")

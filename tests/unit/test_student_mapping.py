@@ -1,4 +1,4 @@
-"""Students: every row of DESIGN §3's students table and every precise-semantics bullet."""
+"""Students: every row of docs/design.md §3's students table and every precise-semantics bullet."""
 
 from __future__ import annotations
 

@@ -1,14 +1,13 @@
 """Properties: for any iSAMS-shaped record, mapping and planning never raise, every write
 validates against the ManageBac+ Student request schema, and a plan applied twice is idle.
 
-The schema comes from `tests/fixtures/managebac-v2-subset.yaml`, a copy of
-`../shared/reference/managebac-v2-subset.yaml` kept so the repository is self-contained.
+The schema comes from `tests/fixtures/managebac-v2-subset.yaml`, a copy of the published
+ManageBac+ v2 subset kept so the repository is self-contained (tests/unit/test_copies.py).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import string
 from datetime import date, datetime
 from functools import cache
@@ -34,9 +33,6 @@ from consumers.domain.students import (
 
 REPO = Path(__file__).parents[2]
 FIXTURE = REPO / "tests/fixtures/managebac-v2-subset.yaml"
-SHARED = REPO / "../shared/reference/managebac-v2-subset.yaml"
-# The reference the fixture was copied from (2026-12): a changed copy is a deliberate act.
-FIXTURE_SHA256 = "633b1ec9c9c2b1ca2a2125e519fdb5f3ce614ad856b288cabfd807744d3a7592"
 SPEC_URI = "urn:managebac-v2-subset"
 RULES = StudentRules(
     year_groups={7: 10209272, 8: 10209273, 0: 10209260},
@@ -94,7 +90,7 @@ def _strict_student(create: bool) -> dict[str, Any]:
     for name, schema in list(properties.items()):
         if schema.get("readOnly") or name == "id":
             del properties[name]
-    # An update clears a date with "" (DESIGN §3: ManageBac+ ignores nulls).
+    # An update clears a date with "" (docs/design.md §3: ManageBac+ ignores nulls).
     date_pattern = DATE_PATTERN if create else r"^(\d{4}-\d{2}-\d{2})?$"
     for name in ("birthday", "withdrawn_on", "graduated_on"):
         properties[name] = {**properties[name], "pattern": date_pattern}
@@ -118,21 +114,6 @@ def strict_create() -> Draft202012Validator:
 @cache
 def strict_update() -> Draft202012Validator:
     return _validator(_strict_student(create=False))
-
-
-def test_fixture_is_the_copy_of_the_reference_it_claims_to_be() -> None:
-    """The copy in tests/fixtures is the reference it was taken from (its sha256 is recorded
-    here), and, where `../shared` is beside the repository, still the same as the reference."""
-    copied = FIXTURE.read_bytes()
-    assert hashlib.sha256(copied).hexdigest() == FIXTURE_SHA256, (
-        "tests/fixtures/managebac-v2-subset.yaml changed: copy the reference over it again "
-        "and record its sha256 in FIXTURE_SHA256"
-    )
-    references = [path for path in (SHARED,) if path.exists()]
-    assert all(path.read_bytes() == copied for path in references), (
-        "../shared/reference/managebac-v2-subset.yaml moved on: copy it over the fixture "
-        "and record its sha256 in FIXTURE_SHA256"
-    )
 
 
 def test_strict_schema_refuses_what_managebac_would() -> None:

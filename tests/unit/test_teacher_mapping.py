@@ -1,4 +1,4 @@
-"""Teachers: each field of DESIGN §3's teachers paragraph and each staff precise-semantics rule."""
+"""Teachers: each field of docs/design.md §3's teachers paragraph, each staff precise rule."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import JSON, inspect, text
 from sqlalchemy.engine import Connection
 
-from app.settings import Settings
 from consumers.adapters.ledger import engine_from_url, metadata
 from consumers.adapters.migrations import BASELINE, UnversionedSchemaError
+from consumers.settings import Settings
 
 # Any fixed number, the same in every process: the key of PostgreSQL's advisory lock.
 _LOCK_KEY = 0x15A5_5CEC

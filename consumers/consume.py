@@ -1,0 +1,133 @@
+"""The `consume` process: the change runner plus its own /healthz, /readyz, /metrics.
+
+SIGTERM or SIGINT: stop fetching, finish in-flight changes, commit, leave the group, exit 0.
+When Kafka is unreachable the runner waits and starts again ("pause and resume").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from consumers.adapters.kafka.admin import KAFKA_ERRORS, ensure_topics, ping
+from consumers.adapters.kafka.connection import Kafka
+from consumers.adapters.ledger import LEDGER_ERRORS
+from consumers.bootstrap import open_services
+from consumers.health import build_health_router
+from consumers.metrics import record_result
+from consumers.parking import RetrySchedule
+from consumers.ports import LedgerPort
+from consumers.runner import ChangeRunner, RunnerConfig
+from consumers.settings import SchoolsFile, Settings
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(
+    settings: Settings, schools: SchoolsFile, health_host: str, health_port: int
+) -> None:
+    """Run until a stop signal, then shut down cleanly.
+
+    The health port comes up first, so a probe sees a live process that is not ready while
+    Kafka or the database is still unreachable; the worker waits for both rather than exit.
+    """
+    stopping = asyncio.Event()
+    runners: list[ChangeRunner] = []
+
+    def request_stop() -> None:
+        log.info("stop requested: finishing in-flight changes")
+        stopping.set()
+        for runner in runners:
+            runner.stop()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop)
+
+    kafka = settings.kafka
+    async with open_services(settings, schools, client_id="isams-sync-consumer") as services:
+        server = _health_server(kafka, services.ledger, health_host, health_port)
+        health_task = asyncio.create_task(server.serve())
+        try:
+            if await _retry_until_stopped("ledger", services.ledger.create_schema, stopping):
+                runner = ChangeRunner(
+                    RunnerConfig(
+                        bootstrap=kafka,
+                        group_id=settings.consumer_group,
+                        topics=settings.topics,
+                        retry=RetrySchedule(settings.retry_delays)
+                        if settings.retry_delays
+                        else RetrySchedule(),
+                    ),
+                    services.sync_service().process,
+                    on_result=record_result,
+                )
+                runners.append(runner)
+                if stopping.is_set():
+                    runner.stop()
+
+                async def consume() -> None:
+                    if settings.kafka_create_topics:
+                        await ensure_topics(
+                            kafka,
+                            settings.topics.all(),
+                            settings.kafka_topic_partitions,
+                            replication_factor=settings.kafka_replication_factor,
+                        )
+                    await runner.run()
+
+                await _retry_until_stopped("kafka", consume, stopping)
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await health_task
+    log.info("consumer stopped cleanly")
+
+
+def _health_server(kafka: Kafka, ledger: LedgerPort, host: str, port: int) -> uvicorn.Server:
+    health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
+    health_app.include_router(
+        build_health_router(
+            {
+                "kafka": lambda: ping(kafka, timeout=2.0),
+                "ledger": ledger.ping,
+            }
+        )
+    )
+    return _QuietServer(
+        uvicorn.Config(health_app, host=host, port=port, log_config=None, access_log=False)
+    )
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the worker."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _retry_until_stopped(
+    what: str, attempt: Callable[[], Awaitable[None]], stopping: asyncio.Event
+) -> bool:
+    """Run `attempt` until it succeeds, waiting longer after each failure; False if stopped."""
+    backoff = 1.0
+    while not stopping.is_set():
+        try:
+            await attempt()
+            return True
+        except (*KAFKA_ERRORS, *LEDGER_ERRORS) as exc:
+            log.warning(
+                f"{what} unavailable; retrying",
+                extra={"error": type(exc).__name__, "in_s": backoff},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=backoff)
+            backoff = min(backoff * 2, 30.0)
+    return False

@@ -1,0 +1,111 @@
+"""`/healthz`, `/readyz` and `/metrics` (docs/design.md §2.5), shared by `serve` and `consume`.
+
+Readiness is a registered list of named async checks, so each process passes its own
+(the ingest service: Kafka and the ledger; the consumers: theirs) and gets the same router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+CheckState = Literal["ok", "failed"]
+
+
+class Liveness(BaseModel):
+    """The process is alive."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Whether every dependency answered, and each check's result."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, CheckState]
+    failed: list[str]
+
+
+def build_health_router(
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    timeout: float = 3.0,
+) -> APIRouter:
+    """Return a router serving liveness, readiness over `checks`, and `registry`'s metrics.
+
+    Each check gets `timeout` seconds; one that raises or times out counts as failed.
+    """
+    named = dict(checks)
+    last: dict[str, CheckState] = dict.fromkeys(named, "ok")
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/healthz",
+        operation_id="getHealthz",
+        summary="Liveness: 200 while the process lives",
+        response_model=Liveness,
+    )
+    async def healthz() -> Liveness:
+        return Liveness()
+
+    @router.get(
+        "/readyz",
+        operation_id="getReadyz",
+        summary="Readiness: 200 only when every dependency answers",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A dependency did not answer"}},
+    )
+    async def readyz() -> JSONResponse:
+        results = await asyncio.gather(
+            *(_run(name, check, timeout) for name, check in named.items())
+        )
+        states: dict[str, CheckState] = {}
+        for name, (state, reason) in zip(named, results, strict=True):
+            states[name] = state
+            if state != last[name]:  # log changes, not every probe of a poller
+                if state == "failed":
+                    log.warning("readiness check %s failed: %s", name, reason)
+                else:
+                    log.info("readiness check %s is ok again", name)
+                last[name] = state
+        failed = [name for name, state in states.items() if state == "failed"]
+        body = Readiness(status="unavailable" if failed else "ready", checks=states, failed=failed)
+        return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
+
+    @router.get(
+        "/metrics",
+        operation_id="getMetrics",
+        summary="Prometheus metrics (text exposition format)",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return router
+
+
+async def _run(name: str, check: ReadinessCheck, timeout: float) -> tuple[CheckState, str]:
+    """Run one check; return its state and, when failed, why (an error class, no data)."""
+    try:
+        async with asyncio.timeout(timeout):
+            ok = await check()
+    except TimeoutError:
+        return "failed", f"no answer within {timeout:g} s"
+    except Exception as exc:  # a probe reports failure, it never fails the request
+        return "failed", exc.__class__.__name__
+    return ("ok", "") if ok else ("failed", "answered not ready")

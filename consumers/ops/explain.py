@@ -1,0 +1,57 @@
+"""Say, in plain words, why a record is or is not in ManageBac+ (from the ledger)."""
+
+from __future__ import annotations
+
+from consumers.domain.records import Status, SyncRecord
+from consumers.ports import LedgerPort
+from consumers.settings import SchoolsFile, UnknownSchoolError
+
+# What `explain` answers for: the event kinds, and `parent` (one per person, keyed by the
+# contact's personGuid, else personId). The admin API's RecordKind lists the same.
+EXPLAINABLE_KINDS = ("student", "contact", "staff", "parent")
+
+
+class ExplainRequestError(ValueError):
+    """An explain request names a school or kind that does not exist; says which."""
+
+
+def describe(record: SyncRecord | None, kind: str, isams_id: str) -> str:
+    """Render one ledger row for a support desk; no personal data beyond ids."""
+    if record is None:
+        return (
+            f"{kind} {isams_id}: never seen. No change for this record has reached the sync "
+            "yet; run a backfill or edit the record in iSAMS."
+        )
+    lines = [f"{kind} {isams_id}: {record.status.value}"]
+    if record.status is Status.SYNCED:
+        lines.append(f"  in ManageBac+ as id {record.managebac_id}")
+    elif record.status is Status.ARCHIVED:
+        lines.append(f"  archived in ManageBac+ (id {record.managebac_id})")
+    elif record.managebac_id is not None:
+        lines.append(f"  linked to ManageBac+ id {record.managebac_id}")
+    if record.reason:
+        lines.append(f"  why: {record.reason}")
+    lines.extend(f"  warning: {warning}" for warning in record.warnings)
+    if record.last_applied_at is not None:
+        lines.append(f"  last written: {record.last_applied_at.isoformat()}")
+    if record.last_received_at is not None:
+        lines.append(f"  last change received: {record.last_received_at.isoformat()}")
+    return "\n".join(lines)
+
+
+def check_explain_request(schools: SchoolsFile, school: str, kind: str) -> None:
+    """Refuse an unknown school or kind with a message naming it (and what there is)."""
+    try:
+        schools.school(school)
+    except UnknownSchoolError as exc:
+        raise ExplainRequestError(str(exc)) from None
+    if kind not in EXPLAINABLE_KINDS:
+        raise ExplainRequestError(
+            f"unknown kind {kind!r}: use one of {', '.join(EXPLAINABLE_KINDS)}"
+        )
+
+
+async def explain_record(ledger: LedgerPort, school: str, kind: str, isams_id: str) -> str:
+    """Look the record up in the ledger and describe it."""
+    await ledger.create_schema()
+    return describe(await ledger.get(school, kind, isams_id), kind, isams_id)

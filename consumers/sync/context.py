@@ -1,0 +1,53 @@
+"""What every kind's sync needs: the school's ports, the ledger, and per-person locks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from consumers.ports import IsamsPort, LedgerPort, ManagebacPort
+from consumers.settings import School
+
+
+@dataclass(frozen=True)
+class SchoolPorts:
+    """One school's settings and the ports that reach its two systems."""
+
+    settings: School
+    isams: IsamsPort
+    managebac: ManagebacPort
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """The ports of the change's school, with the shared ledger and locks."""
+
+    ports: SchoolPorts
+    ledger: LedgerPort
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    @property
+    def school(self) -> str:
+        return self.ports.settings.id

@@ -1,0 +1,44 @@
+"""Process one change: route it to its kind's sync, with the school's ports and the ledger.
+
+The service is the only place that sees the ports together (iSAMS, ManageBac+, ledger);
+each kind's steps live in their own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from consumers.events import QueuedChange
+from consumers.outcomes import PermanentFailureError, Result
+from consumers.ports import LedgerPort
+from consumers.sync.context import KeyedLocks, SchoolPorts, SyncContext
+from consumers.sync.parents import sync_contact
+from consumers.sync.students import sync_student
+from consumers.sync.teachers import sync_staff
+
+__all__ = ["SchoolPorts", "SyncService"]
+
+
+class SyncService:
+    """Turn each queued change into ManageBac+ writes and ledger rows."""
+
+    def __init__(self, schools: Mapping[str, SchoolPorts], ledger: LedgerPort) -> None:
+        self.ledger = ledger
+        locks = KeyedLocks()  # shared by every school: keys carry the school id
+        self._contexts = {
+            school: SyncContext(ports, ledger, locks) for school, ports in schools.items()
+        }
+
+    async def process(self, change: QueuedChange) -> Result:
+        """Apply one change; raise PermanentFailureError or TransientFailureError on failure."""
+        context = self._contexts.get(change.school)
+        if context is None:
+            raise PermanentFailureError(
+                "unknown-school", f"school {change.school!r} is not in the schools file"
+            )
+        kind = change.event.kind
+        if kind == "student":
+            return await sync_student(change, context)
+        if kind == "contact":
+            return await sync_contact(change, context)
+        return await sync_staff(change, context)
