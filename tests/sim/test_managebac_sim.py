@@ -13,33 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sim.managebac import SimConfig, create_app
-
-TOKEN = "test-token"
-YEAR_7, YEAR_8 = 10209272, 10209273
-
-
-class FakeClock:
-    """A settable clock so rate-limit windows are deterministic."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def client_for(
-    config: SimConfig | None = None, clock: FakeClock | None = None
-) -> httpx.AsyncClient:
-    """Return a client talking to a fresh in-process simulator."""
-    config = config or SimConfig(token=TOKEN, year_groups={7: YEAR_7, 8: YEAR_8})
-    app = create_app(config, clock=clock) if clock else create_app(config)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app),
-        base_url="http://managebac.test",
-        headers={"auth-token": TOKEN},
-    )
+from sim.managebac import SimConfig
+from tests.sim.managebac_support import TOKEN, YEAR_7, YEAR_8, FakeClock, client_for
 
 
 @pytest.fixture
