@@ -30,7 +30,7 @@ class CohortSpec(BaseModel):
     """The grade code it is in now (`myp;8`); archived cohorts: the grade they left from."""
     archived: bool = False
     graduation_year: int | None = None
-    """None: worked out from the academic year and the grades left."""
+    """None: worked out from the academic year and the grades left (archived: a year less)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ class Cohorts:
     def reset(self) -> None:
         """Return to the configured cohorts and academic year."""
         now = self._now()
-        self.academic_year = self._configured_year or academic_year_of(now)
+        configured = self._configured_year
+        self.academic_year = configured if configured is not None else academic_year_of(now)
         self._cohorts = {spec.id: self._from_spec(spec, now) for spec in self._specs}
 
     # Reading
@@ -188,7 +189,10 @@ class Cohorts:
         program, grade = find_grade(self.programs, spec.grade)
         graduation_year = spec.graduation_year
         if graduation_year is None:
-            graduation_year = self.academic_year + program.years_left(grade)
+            # An archived cohort left before this academic year began (assumed).
+            graduation_year = (
+                self.academic_year + program.years_left(grade) - (1 if spec.archived else 0)
+            )
         return Cohort(spec.id, program, grade, graduation_year, spec.archived, now)
 
 

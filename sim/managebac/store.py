@@ -195,13 +195,6 @@ class Store:
             for cohort in self.cohorts.all()
         ]
 
-    def _members(self) -> dict[int, list[int]]:
-        members: dict[int, list[int]] = {}
-        for record in self._t.users["student"].values():
-            if isinstance(record, Student) and record.year_group_id is not None:
-                members.setdefault(record.year_group_id, []).append(record.id)
-        return members
-
     # Writing users
 
     def create(
@@ -341,6 +334,14 @@ class Store:
         return self.children_of(parent_id)
 
     # Internals
+
+    def _members(self) -> dict[int, list[int]]:
+        """Return each year group's students (archiving takes a student out of it)."""
+        members: dict[int, list[int]] = {}
+        for record in self._t.users["student"].values():
+            if isinstance(record, Student) and record.year_group_id is not None:
+                members.setdefault(record.year_group_id, []).append(record.id)
+        return members
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

@@ -239,6 +239,8 @@ async def test_a_cohort_can_be_added_at_run_time() -> None:
             "/_sim/year-groups", json={"id": 79, "grade": "secondary;13", "archived": True}
         )
         assert archived.json()["archived"] is True
+        this_year = (await client.get("/_sim/state")).json()["academic_year"]
+        assert archived.json()["graduation_year"] == this_year - 1  # it left last summer
         assert (await client.post("/_sim/reset")).status_code == 200
         assert [g["id"] for g in await year_groups(client)] == [YEAR_7, YEAR_8, YEAR_13]
 
