@@ -1,4 +1,4 @@
-"""The ManageBac+ v2 subset: students, parents, teachers, parent-child links, year groups.
+"""The ManageBac+ v2 subset for people: students, parents, teachers, parent-child links.
 
 Each handler only translates: parse the body, call one store method, render the answer.
 """
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sim.managebac import payloads
 from sim.managebac.deps import SimDep, paginate, read_json, user_query
 from sim.managebac.models import ChildRelation, UserKind
+from sim.managebac.school_api import school_routers
 
 RecordId = Annotated[int, Path(alias="id")]
 ParentId = Annotated[int, Path(alias="parent_id")]
@@ -116,16 +117,6 @@ async def delete_child(parent_id: ParentId, child_id: RecordId, sim: SimDep) -> 
     return Response(status_code=204)
 
 
-year_groups_router = APIRouter(prefix="/v2/year-groups", tags=["year groups"])
-
-
-@year_groups_router.get("", operation_id="list_year_groups")
-async def list_year_groups(request: Request, sim: SimDep) -> JSONResponse:
-    """List the configured year groups with their students."""
-    page, meta = paginate(sim.store.year_groups(), request.query_params)
-    return JSONResponse({"year_groups": [g.model_dump() for g in page], "meta": meta})
-
-
 def api_routers() -> list[APIRouter]:
     """Return every ManageBac+ router, children before parents so their paths win."""
     return [
@@ -133,5 +124,5 @@ def api_routers() -> list[APIRouter]:
         user_router("student", "students"),
         user_router("parent", "parents"),
         user_router("teacher", "teachers"),
-        year_groups_router,
+        *school_routers(),
     ]

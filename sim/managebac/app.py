@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from sim.managebac import control
+from sim.managebac import control, control_access, control_school
 from sim.managebac.api import api_routers
 from sim.managebac.config import SimConfig
 from sim.managebac.errors import SimError
@@ -37,6 +37,9 @@ def create_app(config: SimConfig, *, clock: Clock = time.time) -> FastAPI:
         route.path for router in routers for route in router.routes if isinstance(route, APIRoute)
     ]
     app.include_router(control.router)
+    app.include_router(control_school.router)
+    app.include_router(control_access.router)
+    app.include_router(control_access.login_router)
     app.add_exception_handler(SimError, _sim_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from sim.managebac.deps import SimDep, read_json
-from sim.managebac.errors import InvalidPayloadError, ValidationFailedError
+from sim.managebac.deps import SimDep, read_json, validated
+from sim.managebac.errors import InvalidPayloadError
 from sim.managebac.models import USER_KINDS
 from sim.managebac.seed import apply_seed
 from sim.managebac.store import UserQuery
@@ -30,21 +30,31 @@ class FaultsUpdate(BaseModel):
 
 @router.get("/state", operation_id="sim_state")
 async def state(sim: SimDep) -> JSONResponse:
-    """Return every user (archived too), every link and the year groups."""
+    """Return every user (archived too), every link, every year group and the academic year."""
     store = sim.store
     users = {f"{kind}s": [store.render(r) for r in store.query(kind, _ALL)] for kind in USER_KINDS}
-    year_groups = [g.model_dump() for g in store.year_groups()]
-    return JSONResponse({**users, "links": store.links(), "year_groups": year_groups})
+    return JSONResponse(
+        {
+            **users,
+            "links": store.links(),
+            "year_groups": store.year_group_state(),
+            "academic_year": store.cohorts.academic_year,
+        }
+    )
 
 
 @router.get("/stats", operation_id="sim_stats")
 async def stats(sim: SimDep) -> JSONResponse:
-    """Return request counts per route and status, and write counts."""
+    """Return request counts (per route, status, token, client address) and write counts."""
+    counts = sim.stats.as_dict()
+    applied = sim.store.write_count - sim.store.noop_write_count
     return JSONResponse(
         {
-            **sim.stats.as_dict(),
+            **counts,
             "writes": sim.store.write_count,
             "noop_writes": sim.store.noop_write_count,
+            "applied_writes": applied,
+            "requests_per_applied_write": counts["total"] / applied if applied else None,
         }
     )
 
@@ -72,7 +82,8 @@ async def writes(
 
 @router.post("/reset", operation_id="sim_reset")
 async def reset(sim: SimDep) -> JSONResponse:
-    """Forget all data, counts and writes, and restore the configured faults."""
+    """Forget all data, counts and writes; restore the configured year groups, faults, limits,
+    tokens and serving mode."""
     sim.reset()
     return JSONResponse({"status": "ok"})
 
@@ -86,12 +97,7 @@ async def get_faults(sim: SimDep) -> JSONResponse:
 @router.put("/faults", operation_id="sim_set_faults")
 async def set_faults(request: Request, sim: SimDep) -> JSONResponse:
     """Change some faults now; the answer is the faults in force."""
-    try:
-        update = FaultsUpdate.model_validate(await read_json(request) or {})
-    except ValidationError as exc:
-        raise ValidationFailedError(
-            {str(e["loc"][0]) if e["loc"] else "base": [e["msg"]] for e in exc.errors()}
-        ) from exc
+    update = validated(FaultsUpdate, await read_json(request))
     changes = {name: getattr(update, name) for name in update.model_fields_set}
     for name, value in changes.items():
         if value is None and name != "rate_limit_per_second":

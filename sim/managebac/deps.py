@@ -9,14 +9,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import QueryParams
 
-from sim.managebac.errors import InvalidPayloadError, MalformedJSONError
+from sim.managebac.cohorts import YearGroupQuery
+from sim.managebac.errors import InvalidPayloadError, MalformedJSONError, ValidationFailedError
 from sim.managebac.models import Meta
 from sim.managebac.state import SimState
 from sim.managebac.store import UserQuery
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 200
 
@@ -38,6 +41,16 @@ async def read_json(request: Request) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise MalformedJSONError from exc
+
+
+def validated(model: type[M], body: Any) -> M:
+    """Validate a control-API body (None = `{}`), answering 422 with the errors by field."""
+    try:
+        return model.model_validate(body or {})
+    except ValidationError as exc:
+        raise ValidationFailedError(
+            {str(e["loc"][0]) if e["loc"] else "base": [e["msg"]] for e in exc.errors()}
+        ) from exc
 
 
 def paginate(items: Sequence[T], params: QueryParams) -> tuple[Sequence[T], dict[str, int]]:
@@ -63,6 +76,15 @@ def user_query(params: QueryParams) -> UserQuery:
         modified_since=_timestamp(params.get("modified_since")),
         year_group_ids=_int_set(params, "year_group_ids"),
         status=params.get("status") or None,
+    )
+
+
+def year_group_query(params: QueryParams) -> YearGroupQuery:
+    """Read the list filters of `GET /v2/year-groups`."""
+    return YearGroupQuery(
+        archived=_boolean(params.get("archived")),
+        modified_since=_timestamp(params.get("modified_since")),
+        student_ids=_int_set(params, "student_ids"),
     )
 
 

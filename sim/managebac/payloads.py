@@ -29,6 +29,7 @@ BLANK = "can't be blank"
 INVALID = "is invalid"
 TAKEN = "has already been taken"
 MUST_EXIST = "must exist"
+ARCHIVED = "is archived"  # wording assumed: ManageBac+ does not document this refusal
 NOT_IN_LIST = "is not included in the list"
 RELATIONSHIP_MESSAGE = "must be one of: " + ", ".join(RELATIONSHIPS)
 

@@ -1,4 +1,4 @@
-"""In-memory ManageBac+ state: users, parent-child links, uniqueness indexes, the write log.
+"""In-memory ManageBac+ state: users, parent-child links, year groups, indexes, the write log.
 
 Async safety: every method is synchronous and handlers call them without awaiting in between,
 so each check-then-write runs to completion on the event loop with no other request interleaved.
@@ -11,9 +11,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sim.managebac.cohorts import Cohorts, YearGroupQuery
 from sim.managebac.errors import ErrorCollector, LinkNotFoundError, NotFoundError
 from sim.managebac.models import (
     MODEL_NAMES,
@@ -25,8 +26,9 @@ from sim.managebac.models import (
     UserKind,
     UserRecord,
     YearGroup,
+    format_timestamp,
 )
-from sim.managebac.payloads import MUST_EXIST, TAKEN, ParsedUser
+from sim.managebac.payloads import ARCHIVED, MUST_EXIST, TAKEN, ParsedUser
 
 Clock = Callable[[], float]
 FIRST_ID = 10_000_001
@@ -74,6 +76,8 @@ class _Tables:
         default_factory=lambda: {kind: {} for kind in USER_KINDS}
     )
     children: dict[int, dict[int, str | None]] = field(default_factory=dict)
+    unlinked: dict[int, dict[int, str | None]] = field(default_factory=dict)
+    """Deleted links with their last relationship: re-posting one restores it (notes)."""
     parents_of: dict[int, set[int]] = field(default_factory=dict)
     emails: dict[str, tuple[UserKind, int]] = field(default_factory=dict)
     student_ids: dict[str, int] = field(default_factory=dict)
@@ -84,6 +88,7 @@ class _Tables:
         return _Tables(
             users={kind: dict(table) for kind, table in self.users.items()},
             children={parent: dict(links) for parent, links in self.children.items()},
+            unlinked={parent: dict(links) for parent, links in self.unlinked.items()},
             parents_of={child: set(parents) for child, parents in self.parents_of.items()},
             emails=dict(self.emails),
             student_ids=dict(self.student_ids),
@@ -94,8 +99,8 @@ class _Tables:
 class Store:
     """The simulated school's ManageBac+ data."""
 
-    def __init__(self, year_groups: dict[int, int], clock: Clock, max_write_log: int) -> None:
-        self._year_groups = dict(sorted(year_groups.items()))
+    def __init__(self, cohorts: Cohorts, clock: Clock, max_write_log: int) -> None:
+        self.cohorts = cohorts
         self._clock = clock
         self._t = _Tables()
         self.writes: deque[dict[str, Any]] = deque(maxlen=max_write_log)
@@ -103,8 +108,9 @@ class Store:
         self.noop_write_count = 0
 
     def reset(self) -> None:
-        """Forget every record, link and logged write."""
+        """Forget every record, link and logged write; year groups go back to the configured."""
         self._t = _Tables()
+        self.cohorts.reset()
         self.writes.clear()
         self.write_count = 0
         self.noop_write_count = 0
@@ -170,26 +176,23 @@ class Store:
             for c, rel in sorted(links.items())
         ]
 
-    def year_groups(self) -> list[YearGroup]:
-        """Return the configured year groups with their active students."""
-        members: dict[int, list[int]] = {group_id: [] for group_id in self._year_groups.values()}
-        for record in self._t.users["student"].values():
-            if isinstance(record, Student) and record.year_group_id in members:
-                members[record.year_group_id].append(record.id)
-        this_year = date.fromtimestamp(self._clock()).year
+    def year_groups(self, query: YearGroupQuery | None = None) -> list[YearGroup]:
+        """Return the year groups matching `query` (default: all) with their students."""
+        members = self._members()
         return [
-            YearGroup(
-                id=group_id,
-                name=f"Year {year}",
-                short_name=f"Year {year}",
-                program="Secondary",
-                program_code="secondary",
-                grade=f"Year {year}",
-                grade_number=year,
-                graduation_year=this_year + max(0, 13 - year),
-                student_ids=sorted(members[group_id]),
-            )
-            for year, group_id in self._year_groups.items()
+            cohort.render(members.get(cohort.id, []))
+            for cohort in self.cohorts.query(query or YearGroupQuery(), members)
+        ]
+
+    def year_group_state(self) -> list[dict[str, Any]]:
+        """Return every year group with its `updated_at`, for `GET /_sim/state`."""
+        members = self._members()
+        return [
+            {
+                **cohort.render(members.get(cohort.id, [])).model_dump(),
+                "updated_at": format_timestamp(cohort.updated_at),
+            }
+            for cohort in self.cohorts.all()
         ]
 
     # Writing users
@@ -273,7 +276,11 @@ class Store:
         *,
         log: bool = True,
     ) -> ChildRelation:
-        """Link a student to a parent; an existing link is a 422, as in ManageBac+."""
+        """Link a student to a parent; an existing link is a 422, as in ManageBac+.
+
+        A deleted link is restored, keeping its old relationship unless one is given (the
+        notes say re-posting restores it; keeping the relationship is assumed).
+        """
         self.get("parent", parent_id)
         if child_id is None or child_id not in self._t.users["student"]:
             errors.add("child", MUST_EXIST)
@@ -281,9 +288,13 @@ class Store:
             errors.add("child", TAKEN)
         errors.raise_if_any()
         assert child_id is not None  # checked above; narrows the type
+        deleted = self._t.unlinked.get(parent_id, {})
+        restored = child_id in deleted
+        if restored and relationship is None:
+            relationship = deleted[child_id]
         self._put_link(parent_id, child_id, relationship)
         if log:
-            self._log_link("link", parent_id, child_id, changed=True)
+            self._log_link("link", parent_id, child_id, changed=True, restored=restored)
         return ChildRelation(id=child_id, relationship=relationship)
 
     def relink(self, parent_id: int, child_id: int, relationship: str | None) -> ChildRelation:
@@ -295,9 +306,8 @@ class Store:
 
     def unlink(self, parent_id: int, child_id: int) -> None:
         """Remove a link."""
-        self.get_link(parent_id, child_id)
-        del self._t.children[parent_id][child_id]
-        self._t.parents_of[child_id].discard(parent_id)
+        link = self.get_link(parent_id, child_id)
+        self._drop_link(parent_id, child_id, link.relationship)
         self._log_link("unlink", parent_id, child_id, changed=True)
 
     def replace_links(
@@ -308,11 +318,10 @@ class Store:
         if any(link.id not in self._t.users["student"] for link in links):
             errors.add("child", MUST_EXIST)
         errors.raise_if_any()
-        before = self._t.children.get(parent_id, {})
+        before = dict(self._t.children.get(parent_id, {}))
         after = {link.id: link.relationship for link in links}
-        for child_id in before:
-            self._t.parents_of[child_id].discard(parent_id)
-        self._t.children[parent_id] = {}
+        for child_id, relationship in before.items():
+            self._drop_link(parent_id, child_id, relationship)
         for child_id, relationship in after.items():
             self._put_link(parent_id, child_id, relationship)
         self._log(
@@ -325,6 +334,14 @@ class Store:
         return self.children_of(parent_id)
 
     # Internals
+
+    def _members(self) -> dict[int, list[int]]:
+        """Return each year group's students (archiving takes a student out of it)."""
+        members: dict[int, list[int]] = {}
+        for record in self._t.users["student"].values():
+            if isinstance(record, Student) and record.year_group_id is not None:
+                members.setdefault(record.year_group_id, []).append(record.id)
+        return members
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -351,9 +368,15 @@ class Store:
                 errors.add("student_id", TAKEN)
 
     def _check_year_group(self, changes: dict[str, Any], errors: ErrorCollector) -> None:
+        """Refuse an unknown year group, and an archived one (a cohort that has graduated)."""
         group_id = changes.get("year_group_id")
-        if group_id is not None and group_id not in self._year_groups.values():
+        if group_id is None:
+            return
+        cohort = self.cohorts.get(group_id)
+        if cohort is None:
             errors.add("year_group_id", MUST_EXIST)
+        elif cohort.archived:
+            errors.add("year_group_id", ARCHIVED)
 
     def _replace(
         self,
@@ -387,6 +410,12 @@ class Store:
     def _put_link(self, parent_id: int, child_id: int, relationship: str | None) -> None:
         self._t.children.setdefault(parent_id, {})[child_id] = relationship
         self._t.parents_of.setdefault(child_id, set()).add(parent_id)
+        self._t.unlinked.get(parent_id, {}).pop(child_id, None)
+
+    def _drop_link(self, parent_id: int, child_id: int, relationship: str | None) -> None:
+        del self._t.children[parent_id][child_id]
+        self._t.parents_of[child_id].discard(parent_id)
+        self._t.unlinked.setdefault(parent_id, {})[child_id] = relationship
 
     def _log(
         self, action: str, kind: str, record: UserRecord, *, changed: bool, **extra: Any
@@ -407,7 +436,9 @@ class Store:
             entry["student_id"] = record.student_id
         self.writes.append(entry | extra)
 
-    def _log_link(self, action: str, parent_id: int, child_id: int, changed: bool) -> None:
+    def _log_link(
+        self, action: str, parent_id: int, child_id: int, changed: bool, **extra: Any
+    ) -> None:
         child = self._t.users["student"].get(child_id)
         student_id = child.student_id if isinstance(child, Student) else None
         self._log(
@@ -417,6 +448,7 @@ class Store:
             changed=changed,
             child_id=child_id,
             student_id=student_id,
+            **extra,
         )
 
 

@@ -13,33 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from sim.managebac import SimConfig, create_app
-
-TOKEN = "test-token"
-YEAR_7, YEAR_8 = 10209272, 10209273
-
-
-class FakeClock:
-    """A settable clock so rate-limit windows are deterministic."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def client_for(
-    config: SimConfig | None = None, clock: FakeClock | None = None
-) -> httpx.AsyncClient:
-    """Return a client talking to a fresh in-process simulator."""
-    config = config or SimConfig(token=TOKEN, year_groups={7: YEAR_7, 8: YEAR_8})
-    app = create_app(config, clock=clock) if clock else create_app(config)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app),
-        base_url="http://managebac.test",
-        headers={"auth-token": TOKEN},
-    )
+from sim.managebac import SimConfig
+from sim.managebac.__main__ import build_parser, config_from
+from sim.managebac.cohorts import CohortSpec
+from sim.managebac.rights import ALL_RIGHTS
+from tests.sim.managebac_support import TOKEN, YEAR_7, YEAR_8, FakeClock, client_for
 
 
 @pytest.fixture
@@ -269,6 +247,38 @@ async def test_parent_child_links(client: httpx.AsyncClient) -> None:
     assert (await client.post(url, json={"child": {"id": kid["id"]}})).status_code == 201
 
 
+async def test_a_deleted_link_is_restored_by_posting_it_again(client: httpx.AsyncClient) -> None:
+    kid = await create(client, "student", email="kid@s.test", last_name="K", student_id="S9")
+    other = await create(client, "student", email="sis@s.test", last_name="K", student_id="S8")
+    parent = await create(client, "parent", email="dad@home.test", last_name="K")
+    url = f"/v2/parents/{parent['id']}/children"
+
+    never = await client.put(f"{url}/{kid['id']}", json={"child": {"relationship": "Father"}})
+    assert never.status_code == 404  # PUT changes a link, it never makes one
+    assert never.json() == {
+        "error": "Not Found",
+        "reason": f"Student {kid['id']} is not a child of Parent {parent['id']}",
+    }
+    await client.post(url, json={"child": {"id": kid["id"], "relationship": "Father"}})
+    assert (await client.delete(f"{url}/{kid['id']}")).status_code == 204
+    deleted = await client.put(f"{url}/{kid['id']}", json={"child": {"relationship": "Uncle"}})
+    assert deleted.status_code == 404
+    restored = await client.post(url, json={"child": {"id": kid["id"]}})
+    assert restored.status_code == 201
+    assert restored.json() == {"child": {"id": kid["id"], "relationship": "Father"}}
+    assert (await client.get(f"{url}/{kid['id']}")).json()["child"]["relationship"] == "Father"
+    again = await client.post(url, json={"child": {"id": kid["id"]}})
+    assert again.json() == {"errors": {"child": ["has already been taken"]}}
+
+    # A link dropped by the bulk PUT is restored the same way, with a new relationship if given.
+    await client.put(url, json={"children": [{"id": other["id"], "relationship": "Father"}]})
+    assert [c["id"] for c in (await client.get(url)).json()["children"]] == [other["id"]]
+    back = await client.post(url, json={"child": {"id": kid["id"], "relationship": "Stepfather"}})
+    assert back.json() == {"child": {"id": kid["id"], "relationship": "Stepfather"}}
+    links = [w for w in (await client.get("/_sim/writes")).json() if w["action"] == "link"]
+    assert [w["restored"] for w in links] == [False, True, True]
+
+
 async def test_concurrent_creates_keep_email_unique(client: httpx.AsyncClient) -> None:
     bodies = [student(student_id=f"S{n}", email="same@s.test") for n in range(20)]
     responses = await asyncio.gather(*(client.post("/v2/students", json=b) for b in bodies))
@@ -360,6 +370,8 @@ async def test_stats_writes_and_reset() -> None:
         assert stats["total"] == 4
         assert stats["writes"] == 3
         assert stats["noop_writes"] == 1
+        assert stats["applied_writes"] == 2
+        assert stats["requests_per_applied_write"] == 2.0
 
         writes = (await client.get("/_sim/writes")).json()
         assert [(w["at"], w["method"], w["changed"]) for w in writes] == [
@@ -389,6 +401,7 @@ def test_runs_as_a_real_http_server() -> None:
     port = _free_port()
     argv = [sys.executable, "-m", "sim.managebac", "--port", str(port), "--token", TOKEN]
     argv += ["--rate-limit", "1000", "--year-groups", "7:10209272"]
+    argv += ["--extra-token", "reader=students/index", "--rate-limit-reset-format", "http-date"]
     server = subprocess.Popen(argv)  # noqa: S603  (our own interpreter and module, fixed argv)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -405,9 +418,53 @@ def test_runs_as_a_real_http_server() -> None:
             created = http.post("/v2/students", json=student(year_group_id=10209272))
             assert created.status_code == 201
             assert created.headers["X-RateLimit-Limit"] == "1000"
+            assert created.headers["X-RateLimit-Reset"].endswith(" GMT")
+            reader = {"auth-token": "reader"}
+            assert http.get("/v2/students", headers=reader).status_code == 200
+            assert http.post("/v2/students", json=student(), headers=reader).status_code == 403
             assert http.get("/v2/students", headers={"auth-token": "no"}).status_code == 401
             groups = http.get("/v2/year-groups").json()["year_groups"]
             assert groups[0]["student_ids"] == [created.json()["student"]["id"]]
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_command_line_flags_reach_the_config() -> None:
+    args = build_parser().parse_args(
+        [
+            "--extra-token",
+            "reader=students/index,students/show",
+            "--extra-token",
+            "admin",
+            "--rate-limit",
+            "50",
+            "--rate-limit-per-token",
+            "10",
+            "--rate-limit-reset-format",
+            "iso8601-no-offset",
+            "--no-retry-after",
+            "--program",
+            "myp",
+            "--cohort",
+            "myp;8=11076103",
+            "--academic-year",
+            "2027",
+            "--year-groups-listing",
+            "all",
+        ]
+    )
+    config = config_from(args)
+    assert config.tokens == {
+        "reader": frozenset({"students/index", "students/show"}),
+        "admin": ALL_RIGHTS,
+    }
+    assert (config.rate_limit_per_second, config.rate_limit_per_token_per_second) == (50, 10)
+    assert config.rate_limit_reset_format == "iso8601-no-offset"
+    assert config.rate_limit_retry_after is False
+    assert [p.code for p in config.school_programs()] == ["secondary", "myp"]
+    assert config.cohorts == (CohortSpec(id=11076103, grade="myp;8"),)
+    assert (config.academic_year, config.year_groups_listing) == (2027, "all")
+    assert config_from(build_parser().parse_args([])) == SimConfig()  # defaults unchanged
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--cohort", "myp;8"])
