@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from app.events import ChangeEvent
 from sim.isams.app import SimConfig, create_app, sim_state
 from sim.isams.emitter import WebhookEmitter
-from sim.isams.school import SchoolData, generate_school
+from sim.isams.school import SchoolData, generate_school, roll_of
 
 CLIENT_ID = "sync-client"
 CLIENT_SECRET = "sync-secret"
@@ -178,10 +178,17 @@ async def test_api_refuses_an_expired_token() -> None:
 # REST resources --------------------------------------------------------------------------
 
 
+def current_ids(school: SchoolData) -> list[str]:
+    """The schoolIds `/api/students` lists: current pupils only."""
+    return [k for k, r in school.students.items() if roll_of(r) == "current"]
+
+
 async def test_paging_splits_the_collection_without_gaps_or_repeats(
     sim: httpx.AsyncClient, school: SchoolData
 ) -> None:
     headers = await bearer(sim)
+    current = current_ids(school)
+    assert len(current) == 52  # of 60 pupils; the others are leavers and applicants
     seen: list[str] = []
     bodies = []
     for page in (1, 2, 3, 4, 5, 6, 7):
@@ -192,9 +199,9 @@ async def test_paging_splits_the_collection_without_gaps_or_repeats(
         bodies.append(response.json())
         seen += [s["schoolId"] for s in response.json()["students"]]
 
-    assert seen == list(school.students)
-    assert [b["count"] for b in bodies] == [10, 10, 10, 10, 10, 10, 0]
-    assert {(b["totalCount"], b["totalPages"], b["pageSize"]) for b in bodies} == {(60, 6, 10)}
+    assert seen == current
+    assert [b["count"] for b in bodies] == [10, 10, 10, 10, 10, 2, 0]
+    assert {(b["totalCount"], b["totalPages"], b["pageSize"]) for b in bodies} == {(52, 6, 10)}
     assert [b["page"] for b in bodies] == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -209,7 +216,7 @@ async def test_paging_rounds_the_last_page_up_and_defaults_to_page_one(
     ).json()
 
     assert (body["page"], body["count"], body["totalPages"]) == (1, 25, 3)
-    assert (last["count"], last["totalCount"]) == (10, 60)
+    assert (last["count"], last["totalCount"]) == (2, 52)
 
 
 @pytest.mark.parametrize(
@@ -229,13 +236,23 @@ async def test_each_list_endpoint_uses_the_isams_list_shape(sim: httpx.AsyncClie
     endpoints = {
         "/api/students": "students",
         "/api/students/contacts": "contacts",
+        "/api/alumni": "alumni",
+        "/api/admissions/applicants/students": "students",
         "/api/humanresources/employees": "employees",
-        "/api/school/yeargroups": "yearGroups",
     }
     for path, collection in endpoints.items():
         body = (await sim.get(path, headers=headers)).json()
         assert set(body) == {"count", "page", "pageSize", "totalCount", "totalPages", collection}
         assert body["count"] == len(body[collection]) > 0
+
+
+async def test_year_groups_are_one_unpaged_list(sim: httpx.AsyncClient, school: SchoolData) -> None:
+    response = await sim.get(
+        "/api/school/yeargroups", params={"page": 2, "pageSize": 1}, headers=await bearer(sim)
+    )
+
+    assert response.json() == {"yearGroups": school.year_groups}
+    assert len(school.year_groups) > 1
 
 
 async def test_single_records_and_404s(sim: httpx.AsyncClient, school: SchoolData) -> None:
