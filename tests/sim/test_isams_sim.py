@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
@@ -21,49 +17,17 @@ from app.events import ChangeEvent
 from sim.isams.app import SimConfig, create_app, sim_state
 from sim.isams.emitter import WebhookEmitter
 from sim.isams.school import SchoolData, generate_school, roll_of
+from tests.sim.isams_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TOKEN_FORM,
+    FakeClock,
+    bearer,
+    serve,
+)
 
-CLIENT_ID = "sync-client"
-CLIENT_SECRET = "sync-secret"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBrZXkh"
-TOKEN_FORM = {
-    "grant_type": "client_credentials",
-    "client_id": CLIENT_ID,
-    "client_secret": CLIENT_SECRET,
-    "scope": "restapi",
-}
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Serve an ASGI app with a real uvicorn on a free port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -77,12 +41,6 @@ async def sim(school: SchoolData) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://isams.test") as client:
         yield client
-
-
-async def bearer(client: httpx.AsyncClient) -> dict[str, str]:
-    response = await client.post("/auth/connect/token", data=TOKEN_FORM)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 # OAuth2 ----------------------------------------------------------------------------------
