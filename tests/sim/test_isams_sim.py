@@ -501,6 +501,45 @@ def test_generator_makes_a_plausible_school() -> None:
     assert {"Parents", "Guardian", "Emergency"} <= contact_types
 
 
+def test_generator_keeps_a_seeds_older_values() -> None:
+    """Facts added later come from a second random stream: these are the values from before."""
+    school = generate_school(300, seed=5)
+
+    first = [
+        (k, r["forename"], r["surname"], r["personId"])
+        for k, r in list(school.students.items())[:3]
+    ]
+
+    assert first == [
+        ("145629077412", "William", "Thompson", 50003),
+        ("145629077422", "Zoë", "Rossi", 50006),
+        ("145629077423", "Thomas", "Wright", 50009),
+    ]
+    assert (school.employees[1]["forename"], school.employees[1]["surname"]) == ("María", "Murphy")
+    assert school.managebac_access[1] is False
+
+
+def test_generator_makes_joint_deceased_and_worded_contacts_and_plain_staff() -> None:
+    school = generate_school(1000, seed=1)
+    contacts = list(school.contacts.values())
+    joint = [c for c in contacts if c["secondaryPersonId"] is not None]
+    deceased = [c for c in contacts if c["deceased"]]
+    employees = list(school.employees.values())
+    leavers = [s for s in school.students.values() if s["systemStatus"] == "Leaver"]
+
+    assert 0.005 <= len(joint) / len(contacts) <= 0.05
+    assert {(c["contactType"], c["relationshipOfJointContact"]) for c in joint} == {
+        ("Parents", "Mother")
+    }
+    assert 0.005 <= len(deceased) / len(contacts) <= 0.05
+    assert {c["parentalResponsibility"] for c in contacts} == {"Yes", "No", "Default"}
+    assert all(s["leavingReason"] for s in leavers)
+    assert any(e["nationalities"] == [""] for e in employees)
+    assert not any(e["nationalities"] == [] for e in employees)
+    assert not any("lastUpdated" in e for e in employees)
+    assert any(e["divisions"] is None for e in employees)
+
+
 # Emitter ---------------------------------------------------------------------------------
 
 
@@ -615,6 +654,21 @@ async def test_emitter_events_follow_the_event_contract(school: SchoolData) -> N
     assert contacts[0]["data"]["schoolId"] == contacts[0]["data"]["record"]["schoolId"]
     assert "countryIsoMappings" in contacts[0]["data"]["record"]
     assert {e["data"]["managebacAccess"] for e in staff} <= {True, False}
+
+
+async def test_emitter_records_are_the_stored_shapes(school: SchoolData) -> None:
+    leaver = next(k for k, r in school.students.items() if r["systemStatus"] == "Leaver")
+    async with httpx.AsyncClient() as client:
+        emitter = WebhookEmitter(
+            school, client, base_url="http://unused", school_id="s", secret=SECRET
+        )
+        staff = emitter.staff_event(1)
+        left = emitter.student_event(leaver)
+
+    for event in (staff, left):
+        ChangeEvent.model_validate(event)
+    assert "lastUpdated" not in staff["data"]["record"]
+    assert left["data"]["record"]["leavingReason"] == school.students[leaver]["leavingReason"]
 
 
 async def test_emitter_retries_503_and_429_as_retry_after_says(
