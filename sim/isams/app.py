@@ -224,26 +224,43 @@ def _module_gate(state: SimState, module: Module) -> DependsParam:
     """Guard one module's routes: throttle, then permission, then an injected fault."""
 
     def check() -> None:
-        # iSAMS throttles per API key (a REST client); the simulator has one client, so all
-        # its tokens share one budget. The 429 status is ASSUMED: iSAMS does not publish
-        # what a throttled key is answered.
-        wait = state.throttle.acquire(state.config.client_id)
-        if wait > 0:
-            state.counters["throttled"] += 1
-            message = (
-                f"The request limit for this API key has been reached ({state.throttle.limit}"
-                f" requests per {state.throttle.window:g} seconds)."
-            )
-            raise SimHTTPError(429, message, {"Retry-After": retry_after(wait)})
-        if not state.permissions.allows(module):
-            state.counters["forbidden"] += 1
-            raise SimHTTPError(403, NOT_AUTHORISED)
-        if state.faults.should_fail():
-            state.counters["serverErrors"] += 1
-            raise SimHTTPError(500, TRANSIENT_ERROR)
+        _refuse_when_throttled(state)
+        _refuse_without_permission(state, module)
+        _fail_when_injected(state)
 
     gate: DependsParam = Depends(check)
     return gate
+
+
+def _refuse_when_throttled(state: SimState) -> None:
+    """Answer 429 once the API key's budget is used up.
+
+    iSAMS throttles per API key (a REST client); the simulator has one client, so all its
+    tokens share one budget. The 429 status and the message are ASSUMED: iSAMS does not
+    publish what a throttled key is answered.
+    """
+    wait = state.throttle.acquire(state.config.client_id)
+    if wait > 0:
+        state.counters["throttled"] += 1
+        message = (
+            f"The request limit for this API key has been reached ({state.throttle.limit}"
+            f" requests per {state.throttle.window:g} seconds)."
+        )
+        raise SimHTTPError(429, message, {"Retry-After": retry_after(wait)})
+
+
+def _refuse_without_permission(state: SimState, module: Module) -> None:
+    """Answer iSAMS's 403 when the REST client lacks the module's permission."""
+    if not state.permissions.allows(module):
+        state.counters["forbidden"] += 1
+        raise SimHTTPError(403, NOT_AUTHORISED)
+
+
+def _fail_when_injected(state: SimState) -> None:
+    """Answer a transient 500 (an SQL deadlock in iSAMS) when the fault injector says so."""
+    if state.faults.should_fail():
+        state.counters["serverErrors"] += 1
+        raise SimHTTPError(500, TRANSIENT_ERROR)
 
 
 # iSAMS REST API --------------------------------------------------------------------------

@@ -1,4 +1,15 @@
-"""The simulator's control API under `/_sim` (not iSAMS): look, change records, inject faults."""
+"""The simulator's control API under `/_sim` (not iSAMS): look, change records, inject faults.
+
+Look: `GET /stats` (requests per route template, answers per status, refusals),
+`POST /stats/reset`, `GET /school` (ids per list, joint and deceased contacts).
+Change: `POST /edit/student/{schoolId}` (a `systemStatus` edit moves the pupil between
+lists), `POST /leave/student/{schoolId}` (`{"leavingDate", "leavingReason"}`, both
+optional), `POST /delete/student/{schoolId}`, `POST /edit/contact/{id}`,
+`POST /delete/contact/{id}`, `POST /edit/staff/{id}`.
+Fail: `POST /down`, `POST /tokens/expire`, `GET`/`PUT /permissions` (`{"contacts": false}`),
+`GET`/`PUT /throttle` (`{"limit": 100, "windowSeconds": 3600}`), `GET`/`PUT /faults`
+(`{"errorRate": 0.1, "failNext": 2}`).
+"""
 
 from __future__ import annotations
 

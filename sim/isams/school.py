@@ -148,9 +148,10 @@ _LEAVING_REASONS = (
     "End of Sixth Form", "Moved to another school", "Relocated abroad", "Home education",
     "Financial",
 )  # fmt: skip
+# Staff `divisions` as a list of division names is ASSUMED; the names are a school's sections.
 _DIVISIONS = ("Prep School", "Senior School", "Sixth Form")
 JOINT_FAMILY_RATE = 0.05
-"""Share of two-parent families whose parents iSAMS holds as one joint contact record."""
+"""Share of two-parent families held as one joint contact record (about 3% of families)."""
 
 
 # Generation ------------------------------------------------------------------------------
