@@ -29,12 +29,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="defaults to $ISAMS_CLIENT_SECRET, else sync-secret",
     )
     parser.add_argument("--token-ttl", type=int, default=3600, help="expires_in, seconds")
+    parser.add_argument(
+        "--throttle-limit", type=int, default=None, help="requests per window (default: none)"
+    )
+    parser.add_argument("--throttle-window", type=float, default=3600.0, help="seconds")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="share of transient 500s")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.students < 0:
         parser.error("--students must be zero or more")
     if args.token_ttl < 1:
         parser.error("--token-ttl must be 1 or more")
+    if args.throttle_limit is not None and args.throttle_limit < 1:
+        parser.error("--throttle-limit must be 1 or more")
+    if args.throttle_window <= 0:
+        parser.error("--throttle-window must be more than 0")
+    if not 0 <= args.error_rate <= 1:
+        parser.error("--error-rate must be between 0 and 1")
     return args
 
 
@@ -48,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         token_ttl_seconds=args.token_ttl,
         students=args.students,
         seed=args.seed,
+        throttle_limit=args.throttle_limit,
+        throttle_window_seconds=args.throttle_window,
+        error_rate=args.error_rate,
     )
     app = create_app(config)
     school = app.state.sim.school

@@ -1,37 +1,46 @@
 """The iSAMS REST simulator: OAuth2 client credentials, the people endpoints, a control API.
 
-iSAMS routes follow docs/reference/isams-fields.md. Routes under `/_sim/` are not iSAMS: tests
-and the demo use them to read counters, change records and inject outages.
+iSAMS routes follow docs/reference/isams-fields.md: current pupils in `/api/students`, leavers
+in `/api/alumni`, applicants under admissions, an unpaged per-pupil contact list, `{"message"}`
+errors, a 403 per module the client lacks, a throttle and transient 500s on demand. Routes
+under `/_sim/` are not iSAMS (`sim.isams.control`): tests and the demo use them to read
+counters, change records and inject outages.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import secrets
-import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
-import orjson
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sim.isams.school import (
-    Collection,
-    Record,
-    SchoolData,
-    UnknownFieldError,
-    UnknownRecordError,
+from sim.isams.control import control_router
+from sim.isams.gate import NOT_AUTHORISED, TRANSIENT_ERROR, Module, retry_after
+from sim.isams.school import generate_school
+from sim.isams.state import SimConfig, SimHTTPError, SimState, json_response
+from sim.isams.store import Record, SchoolData, UnknownRecordError
+from sim.isams.views import (
+    ALUMNI_COLLECTION,
+    APPLICANTS_COLLECTION,
+    STUDENTS_COLLECTION,
+    alumni_record,
+    applicant_record,
     expand_record,
-    generate_school,
+    expansions,
+    student_contact_record,
 )
+
+__all__ = ["SCOPE", "SimConfig", "SimHTTPError", "SimState", "create_app", "sim_state"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,70 +49,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SCOPE = "restapi"
+# Public client code (spkm/isams-api) matches this exact text to tell a missing pupil apart.
+STUDENT_CONTACTS_MISSING = "Failed to read student contacts - Student does not exist."
 _K = TypeVar("_K")
 _R = TypeVar("_R")
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """How the simulator behaves; `monotonic` is injectable so tests can expire tokens."""
-
-    client_id: str = "sync-client"
-    client_secret: str = "sync-secret"
-    token_ttl_seconds: int = 3600
-    students: int = 500
-    seed: int = 1
-    default_page_size: int = 100
-    max_page_size: int = 1000
-    monotonic: Callable[[], float] = time.monotonic
-
-
-@dataclass
-class SimState:
-    """What the running simulator holds: the school, issued tokens, counters, outage."""
-
-    config: SimConfig
-    school: SchoolData
-    tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
-    requests: Counter[str] = field(default_factory=Counter)  # "GET /api/students" -> n
-    counters: Counter[str] = field(default_factory=Counter)
-    down_until: float = 0.0
-
-    def down_for(self) -> float:
-        """Return the seconds the simulated outage still lasts (0 when up)."""
-        return max(0.0, self.down_until - self.config.monotonic())
-
-    def stats(self) -> Record:
-        now = self.config.monotonic()
-        return {
-            "requests": dict(sorted(self.requests.items())),
-            "totalRequests": sum(self.requests.values()),
-            "tokenGrants": self.counters["tokenGrants"],
-            "tokenRejections": self.counters["tokenRejections"],
-            "unauthorized": self.counters["unauthorized"],
-            "unavailable": self.counters["unavailable"],
-            "edits": self.counters["edits"],
-            "activeTokens": sum(1 for expiry in self.tokens.values() if expiry > now),
-            "downForSeconds": round(self.down_for(), 3),
-        }
-
-
-class SimHTTPError(Exception):
-    """An iSAMS-style error answer: a status and a JSON `message`."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-class DownRequest(BaseModel):
-    """Body of `POST /_sim/down`: answer 503 for this long (0 ends an outage)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seconds: float = Field(ge=0, le=24 * 3600)
 
 
 def sim_state(app: FastAPI) -> SimState:
@@ -121,22 +70,24 @@ def create_app(config: SimConfig | None = None, school: SchoolData | None = None
     app.state.sim = state
     app.include_router(_auth_router(state))
     app.include_router(_api_router(state))
-    app.include_router(_control_router(state))
+    app.include_router(control_router(state))
     app.add_exception_handler(SimHTTPError, _sim_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_middleware(_OutageAndCountMiddleware, state=state)
     return app
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
-    )
-
-
 async def _sim_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SimHTTPError)
-    return _json({"message": exc.message}, exc.status, exc.headers)
+    return json_response({"message": exc.message}, exc.status, exc.headers)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    """Answer an unknown route or method with iSAMS's `{"message"}`, not FastAPI's `detail`."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return json_response({"message": str(exc.detail)}, exc.status_code, headers)
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -144,11 +95,11 @@ async def _validation_error_handler(request: Request, exc: Exception) -> Respons
     problems = "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
-    return _json({"message": f"The request is invalid: {problems}"}, 400)
+    return json_response({"message": f"The request is invalid: {problems}"}, 400)
 
 
 class _OutageAndCountMiddleware:
-    """Answer 503 to iSAMS routes during a simulated outage; count requests by route."""
+    """Answer 503 to iSAMS routes during a simulated outage; count requests and statuses."""
 
     def __init__(self, app: ASGIApp, state: SimState) -> None:
         self.app = app
@@ -169,10 +120,19 @@ class _OutageAndCountMiddleware:
             )
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        status = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
         route = scope.get("route")
         template = getattr(route, "path", None) or "(no route)"
         self.state.requests[f"{scope.get('method', '?')} {template}"] += 1
+        self.state.statuses[str(status)] += 1
 
 
 # OAuth2 ----------------------------------------------------------------------------------
@@ -211,7 +171,7 @@ def _auth_router(state: SimState) -> APIRouter:
         value = secrets.token_urlsafe(32)
         state.tokens[value] = now + config.token_ttl_seconds
         state.counters["tokenGrants"] += 1
-        return _json(
+        return json_response(
             {
                 "access_token": value,
                 "expires_in": config.token_ttl_seconds,
@@ -237,17 +197,13 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 def _token_error(state: SimState, status: int, error: str, description: str) -> Response:
     state.counters["tokenRejections"] += 1
-    return _json({"error": error, "error_description": description}, status)
+    return json_response({"error": error, "error_description": description}, status)
 
 
-# iSAMS REST API --------------------------------------------------------------------------
-
-PageParam = Annotated[int | None, Query()]
-PageSizeParam = Annotated[int | None, Query(alias="pageSize")]
-ExpandParam = Annotated[list[str] | None, Query()]
+# Gates: token, throttle, module permission, transient fault ------------------------------
 
 
-def _api_router(state: SimState) -> APIRouter:
+def _token_check(state: SimState) -> Callable[[Request], None]:
     def require_token(request: Request) -> None:
         """Refuse a request without a valid, unexpired bearer token, as iSAMS does."""
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -261,72 +217,197 @@ def _api_router(state: SimState) -> APIRouter:
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["isams"])
+    return require_token
+
+
+def _module_gate(state: SimState, module: Module) -> DependsParam:
+    """Guard one module's routes: throttle, then permission, then an injected fault."""
+
+    def check() -> None:
+        _refuse_when_throttled(state)
+        _refuse_without_permission(state, module)
+        _fail_when_injected(state)
+
+    gate: DependsParam = Depends(check)
+    return gate
+
+
+def _refuse_when_throttled(state: SimState) -> None:
+    """Answer 429 once the API key's budget is used up.
+
+    iSAMS throttles per API key (a REST client); the simulator has one client, so all its
+    tokens share one budget. The 429 status and the message are ASSUMED: iSAMS does not
+    publish what a throttled key is answered.
+    """
+    wait = state.throttle.acquire(state.config.client_id)
+    if wait > 0:
+        state.counters["throttled"] += 1
+        message = (
+            f"The request limit for this API key has been reached ({state.throttle.limit}"
+            f" requests per {state.throttle.window:g} seconds)."
+        )
+        raise SimHTTPError(429, message, {"Retry-After": retry_after(wait)})
+
+
+def _refuse_without_permission(state: SimState, module: Module) -> None:
+    """Answer iSAMS's 403 when the REST client lacks the module's permission."""
+    if not state.permissions.allows(module):
+        state.counters["forbidden"] += 1
+        raise SimHTTPError(403, NOT_AUTHORISED)
+
+
+def _fail_when_injected(state: SimState) -> None:
+    """Answer a transient 500 (an SQL deadlock in iSAMS) when the fault injector says so."""
+    if state.faults.should_fail():
+        state.counters["serverErrors"] += 1
+        raise SimHTTPError(500, TRANSIENT_ERROR)
+
+
+# iSAMS REST API --------------------------------------------------------------------------
+
+PageParam = Annotated[int | None, Query()]
+PageSizeParam = Annotated[int | None, Query(alias="pageSize")]
+ExpandParam = Annotated[list[str] | None, Query()]
+DeceasedParam = Annotated[bool, Query(alias="includeDeceased")]
+Reader = Callable[[int, int], tuple[int, list[Record]]]
+
+
+def _api_router(state: SimState) -> APIRouter:
+    router = APIRouter(prefix="/api", dependencies=[Depends(_token_check(state))], tags=["isams"])
+    # Routes are added to this one router, not to sub-routers: FastAPI keeps an included
+    # router's routes as they are, so their templates (counted in stats) would lose "/api".
+    _add_pupil_routes(router, state)
+    _add_staff_and_school_routes(router, state)
+    return router
+
+
+def _add_pupil_routes(router: APIRouter, state: SimState) -> None:
     school = state.school
 
-    def listing(
-        collection: Collection, page: int | None, page_size: int | None, expand: set[str]
-    ) -> Response:
-        page, size = _paging(state.config, page, page_size)
-        start = (page - 1) * size
-        total, records = school.page(collection, start, start + size)
-        kind = {"students": "student", "contacts": "contact", "employees": "employee"}
-        items = [expand_record(kind[collection], r, expand) for r in records]
-        return _json(_page_body(collection, items, page, size, total))
+    def gate(module: Module) -> list[DependsParam]:
+        return [_module_gate(state, module)]
 
-    @router.get("/students", operation_id="listStudents")
+    @router.get("/students", operation_id="listStudents", dependencies=gate("students"))
     async def list_students(
         page: PageParam = None, page_size: PageSizeParam = None, expand: ExpandParam = None
     ) -> Response:
-        return listing("students", page, page_size, _expansions(expand))
+        """Page through current pupils only: leavers and applicants are on other lists."""
+        wanted = expansions(expand)
+        return _listing(
+            state,
+            functools.partial(school.pupils, "current"),
+            STUDENTS_COLLECTION,
+            (page, page_size),
+            lambda r: expand_record("student", r, wanted),
+        )
 
     # Declared before /students/{schoolId}, which would otherwise take "contacts" as an id.
-    @router.get("/students/contacts", operation_id="listContacts")
+    @router.get("/students/contacts", operation_id="listContacts", dependencies=gate("contacts"))
     async def list_contacts(
-        page: PageParam = None, page_size: PageSizeParam = None, expand: ExpandParam = None
-    ) -> Response:
-        return listing("contacts", page, page_size, _expansions(expand))
-
-    @router.get("/students/{schoolId}", operation_id="getStudent")
-    async def get_student(schoolId: str, expand: ExpandParam = None) -> Response:  # noqa: N803  (iSAMS name)
-        record = _found(school.student, schoolId)
-        return _json(expand_record("student", record, _expansions(expand)))
-
-    @router.get("/students/{schoolId}/contacts", operation_id="getStudentContacts")
-    async def get_student_contacts(
-        schoolId: str,  # noqa: N803  (iSAMS name)
         page: PageParam = None,
         page_size: PageSizeParam = None,
         expand: ExpandParam = None,
+        include_deceased: DeceasedParam = False,
     ) -> Response:
-        contacts = _found(school.contacts_of, schoolId)
-        page, size = _paging(state.config, page, page_size)
-        wanted = _expansions(expand)
-        start = (page - 1) * size
-        items = [expand_record("contact", c, wanted) for c in contacts[start : start + size]]
-        return _json(_page_body("contacts", items, page, size, len(contacts)))
+        """Page through current pupils' contacts; `countryIsoMappings` is the one expansion."""
+        wanted = expansions(expand)
+        return _listing(
+            state,
+            lambda start, stop: school.listed_contacts(start, stop, include_deceased),
+            "contacts",
+            (page, page_size),
+            lambda r: expand_record("contact", r, wanted),
+        )
 
-    @router.get("/humanresources/employees", operation_id="listEmployees")
+    @router.get("/students/{schoolId}", operation_id="getStudent", dependencies=gate("students"))
+    async def get_student(schoolId: str, expand: ExpandParam = None) -> Response:  # noqa: N803  (iSAMS name)
+        record = _found(functools.partial(school.pupil, "current"), schoolId)
+        return json_response(expand_record("student", record, expansions(expand)))
+
+    @router.get(
+        "/students/{schoolId}/contacts",
+        operation_id="getStudentContacts",
+        dependencies=gate("contacts"),
+    )
+    async def get_student_contacts(
+        schoolId: str,  # noqa: N803  (iSAMS name)
+        expand: ExpandParam = None,
+        include_deceased: DeceasedParam = False,
+    ) -> Response:
+        """List one current pupil's contacts, unpaged; only `expand=customFields` applies."""
+        try:
+            contacts = school.current_contacts_of(schoolId, include_deceased)
+        except UnknownRecordError:
+            raise SimHTTPError(404, STUDENT_CONTACTS_MISSING) from None
+        wanted = expansions(expand)
+        return json_response({"contacts": [student_contact_record(c, wanted) for c in contacts]})
+
+    @router.get("/alumni", operation_id="listAlumni", dependencies=gate("alumni"))
+    async def list_alumni(page: PageParam = None, page_size: PageSizeParam = None) -> Response:
+        """Page through former pupils, with when and why they left."""
+        reader = functools.partial(school.pupils, "alumni")
+        return _listing(state, reader, ALUMNI_COLLECTION, (page, page_size), alumni_record)
+
+    @router.get("/alumni/{schoolId}", operation_id="getAlumnus", dependencies=gate("alumni"))
+    async def get_alumnus(schoolId: str) -> Response:  # noqa: N803  (iSAMS name)
+        record = _found(functools.partial(school.pupil, "alumni"), schoolId)
+        return json_response(alumni_record(record))
+
+    @router.get(
+        "/admissions/applicants/students",
+        operation_id="listApplicants",
+        dependencies=gate("applicants"),
+    )
+    async def list_applicants(page: PageParam = None, page_size: PageSizeParam = None) -> Response:
+        """Page through future pupils, in the admissions module's shape."""
+        reader = functools.partial(school.pupils, "applicants")
+        return _listing(state, reader, APPLICANTS_COLLECTION, (page, page_size), applicant_record)
+
+
+def _add_staff_and_school_routes(router: APIRouter, state: SimState) -> None:
+    school = state.school
+    staff = [_module_gate(state, "employees")]
+
+    @router.get("/humanresources/employees", operation_id="listEmployees", dependencies=staff)
     async def list_employees(
         page: PageParam = None, page_size: PageSizeParam = None, expand: ExpandParam = None
     ) -> Response:
-        return listing("employees", page, page_size, _expansions(expand))
-
-    @router.get("/humanresources/employees/{id}", operation_id="getEmployee")
-    async def get_employee(id: str, expand: ExpandParam = None) -> Response:
-        record = _found(school.employee, _int_id(id, "employee"))
-        return _json(expand_record("employee", record, _expansions(expand)))
-
-    @router.get("/school/yeargroups", operation_id="listYearGroups")
-    async def list_year_groups(page: PageParam = None, page_size: PageSizeParam = None) -> Response:
-        page, size = _paging(state.config, page, page_size)
-        groups = school.year_groups
-        start = (page - 1) * size
-        return _json(
-            _page_body("yearGroups", groups[start : start + size], page, size, len(groups))
+        wanted = expansions(expand)
+        return _listing(
+            state,
+            functools.partial(school.page, "employees"),
+            "employees",
+            (page, page_size),
+            lambda r: expand_record("employee", r, wanted),
         )
 
-    return router
+    @router.get("/humanresources/employees/{id}", operation_id="getEmployee", dependencies=staff)
+    async def get_employee(id: str, expand: ExpandParam = None) -> Response:
+        record = _found(school.employee, _int_id(id, "employee"))
+        return json_response(expand_record("employee", record, expansions(expand)))
+
+    @router.get(
+        "/school/yeargroups",
+        operation_id="listYearGroups",
+        dependencies=[_module_gate(state, "yeargroups")],
+    )
+    async def list_year_groups() -> Response:
+        """List every year group, unpaged, as iSAMS does (page parameters are ignored)."""
+        return json_response({"yearGroups": school.year_groups})
+
+
+def _listing(
+    state: SimState,
+    read: Reader,
+    collection: str,
+    paging: tuple[int | None, int | None],
+    shape: Callable[[Record], Record],
+) -> Response:
+    """Answer one page of a list in iSAMS's list body shape."""
+    page, size = _paging(state.config, *paging)
+    start = (page - 1) * size
+    total, records = read(start, start + size)
+    return json_response(_page_body(collection, [shape(r) for r in records], page, size, total))
 
 
 def _paging(config: SimConfig, page: int | None, page_size: int | None) -> tuple[int, int]:
@@ -350,11 +431,6 @@ def _page_body(name: str, items: list[Record], page: int, size: int, total: int)
     }
 
 
-def _expansions(expand: list[str] | None) -> set[str]:
-    """Accept `expand=a,b` and repeated `expand=a&expand=b` alike."""
-    return {part.strip() for value in expand or () for part in value.split(",") if part.strip()}
-
-
 def _int_id(value: str, kind: str) -> int:
     try:
         return int(value)
@@ -368,66 +444,3 @@ def _found(read: Callable[[_K], _R], key: _K) -> _R:
         return read(key)
     except UnknownRecordError as exc:
         raise SimHTTPError(404, str(exc.args[0])) from None
-
-
-# Control API (not iSAMS) -----------------------------------------------------------------
-
-PatchBody = Annotated[dict[str, Any], Body()]
-
-
-def _control_router(state: SimState) -> APIRouter:
-    router = APIRouter(prefix="/_sim", tags=["simulator"])
-    school = state.school
-
-    def edited(apply: Callable[[], Record]) -> Response:
-        try:
-            record = apply()
-        except UnknownRecordError as exc:
-            raise SimHTTPError(404, str(exc.args[0])) from None
-        except UnknownFieldError as exc:
-            raise SimHTTPError(400, str(exc)) from None
-        state.counters["edits"] += 1
-        return _json(record)
-
-    @router.get("/stats", operation_id="simStats")
-    async def stats() -> Response:
-        return _json(state.stats())
-
-    @router.post("/stats/reset", operation_id="simResetStats")
-    async def reset_stats() -> Response:
-        state.requests.clear()
-        state.counters.clear()
-        return _json(state.stats())
-
-    @router.get("/school", operation_id="simSchool")
-    async def summary() -> Response:
-        return _json(school.summary())
-
-    @router.post("/edit/student/{schoolId}", operation_id="simEditStudent")
-    async def edit_student(schoolId: str, patch: PatchBody) -> Response:  # noqa: N803  (iSAMS name)
-        return edited(lambda: school.edit_student(schoolId, patch))
-
-    @router.post("/edit/contact/{contact_id}", operation_id="simEditContact")
-    async def edit_contact(contact_id: str, patch: PatchBody) -> Response:
-        return edited(lambda: school.edit_contact(_int_id(contact_id, "contact"), patch))
-
-    @router.post("/edit/staff/{employee_id}", operation_id="simEditStaff")
-    async def edit_staff(employee_id: str, patch: PatchBody) -> Response:
-        return edited(lambda: school.edit_employee(_int_id(employee_id, "employee"), patch))
-
-    @router.post("/delete/contact/{contact_id}", operation_id="simDeleteContact")
-    async def delete_contact(contact_id: str) -> Response:
-        return edited(lambda: school.remove_contact(_int_id(contact_id, "contact")))
-
-    @router.post("/down", operation_id="simDown")
-    async def down(body: DownRequest) -> Response:
-        state.down_until = state.config.monotonic() + body.seconds
-        return _json({"downForSeconds": body.seconds})
-
-    @router.post("/tokens/expire", operation_id="simExpireTokens")
-    async def expire_tokens() -> Response:
-        expired = len(state.tokens)
-        state.tokens.clear()
-        return _json({"expired": expired})
-
-    return router

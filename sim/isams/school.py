@@ -1,100 +1,77 @@
-"""A generated school in iSAMS REST shapes, and the in-memory store the simulator serves.
+"""A generated school in iSAMS REST shapes, served by the simulator and edited by the emitter.
 
 Deterministic for a given (students, seed): tests and benchmarks can rely on the same data.
-Records are plain JSON dicts shaped like the iSAMS REST API (docs/reference/isams-fields.md);
-the ISO mapping lists (`*IsoMappings`) are kept out of the stored records and added only
-when a caller asks with `expand=`, as iSAMS does.
+The facts this simulator added later (joint and deceased contacts, `parentalResponsibility`
+words, leaving reasons, employment details) come from a second random stream, so a seed's
+older values (names, ids, e-mails, statuses) stay as they were.
+
+The store (`SchoolData`) lives in `sim.isams.store` and the REST shapes in
+`sim.isams.views`; both are re-exported here, where callers have always found them.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from random import Random
-from typing import Any, Literal
 
-Record = dict[str, Any]
-Collection = Literal["students", "contacts", "employees"]
+from sim.isams.store import (
+    CONTACT_PERSON_FIELDS,
+    JOINT_FIELDS,
+    LEAVER_STATUS,
+    SECONDARY_PERSON_FIELDS,
+    Collection,
+    Record,
+    Roll,
+    SchoolData,
+    UnknownFieldError,
+    UnknownRecordError,
+    format_timestamp,
+    iso_date,
+    name_list,
+    roll_of,
+)
+from sim.isams.views import (
+    CONTACT_EXPANSIONS,
+    COUNTRY_ISO,
+    EMPLOYEE_EXPANSIONS,
+    LANGUAGE_ISO,
+    NATIONALITY_ISO,
+    STUDENT_CONTACT_EXPANSIONS,
+    STUDENT_EXPANSIONS,
+    expand_record,
+)
+
+__all__ = [
+    "ACADEMIC_YEAR_START",
+    "CONTACT_EXPANSIONS",
+    "CONTACT_PERSON_FIELDS",
+    "COUNTRY_ISO",
+    "EMAIL_DOMAIN",
+    "EMPLOYEE_EXPANSIONS",
+    "LANGUAGE_ISO",
+    "NATIONALITY_ISO",
+    "STUDENT_CONTACT_EXPANSIONS",
+    "STUDENT_EXPANSIONS",
+    "Collection",
+    "Record",
+    "Roll",
+    "SchoolData",
+    "UnknownFieldError",
+    "UnknownRecordError",
+    "ascii_fold",
+    "expand_record",
+    "format_timestamp",
+    "generate_school",
+    "roll_of",
+]
 
 ACADEMIC_YEAR_START = 2026
 """The school year the generated data describes (September 2026 to August 2027)."""
 
 EMAIL_DOMAIN = "demo-school.example"
-STUDENT_EXPANSIONS = frozenset({"nationalityIsoMappings", "languageIsoMappings"})
-CONTACT_EXPANSIONS = frozenset({"countryIsoMappings"})
-EMPLOYEE_EXPANSIONS = frozenset({"nationalityIsoMappings", "countryIsoMappings"})
-
-# The school's Mappings Manager: iSAMS name -> (isoCode2Char, isoCode3Char, isoName).
-# Deliberately incomplete, as in real schools: "German"/"Germany" have no mapping (a consumer
-# must fall back to a lookup by name) and "Ruritanian"/"Makaton" match nothing anywhere.
-NATIONALITY_ISO: dict[str, tuple[str, str, str]] = {
-    "British": ("GB", "GBR", "United Kingdom"),
-    "English": ("GB", "GBR", "United Kingdom"),
-    "Scottish": ("GB", "GBR", "United Kingdom"),
-    "Welsh": ("GB", "GBR", "United Kingdom"),
-    "Irish": ("IE", "IRL", "Ireland"),
-    "Spanish": ("ES", "ESP", "Spain"),
-    "French": ("FR", "FRA", "France"),
-    "American": ("US", "USA", "United States"),
-    "Chinese": ("CN", "CHN", "China"),
-    "Indian": ("IN", "IND", "India"),
-    "Italian": ("IT", "ITA", "Italy"),
-    "Polish": ("PL", "POL", "Poland"),
-}
-LANGUAGE_ISO: dict[str, tuple[str, str, str]] = {
-    "English": ("en", "eng", "English"),
-    "Spanish": ("es", "spa", "Spanish"),
-    "Spanish (Latin American)": ("es", "spa", "Spanish"),
-    "French": ("fr", "fra", "French"),
-    "Mandarin": ("zh", "zho", "Chinese"),
-    "Hindi": ("hi", "hin", "Hindi"),
-    "Italian": ("it", "ita", "Italian"),
-    "Polish": ("pl", "pol", "Polish"),
-    "Welsh": ("cy", "cym", "Welsh"),
-}
-COUNTRY_ISO: dict[str, tuple[str, str, str]] = {
-    "United Kingdom": ("GB", "GBR", "United Kingdom"),
-    "Ireland": ("IE", "IRL", "Ireland"),
-    "Spain": ("ES", "ESP", "Spain"),
-    "France": ("FR", "FRA", "France"),
-    "United States": ("US", "USA", "United States"),
-    "Hong Kong": ("HK", "HKG", "Hong Kong"),
-    "India": ("IN", "IND", "India"),
-}
-
-# Fields of a contact record that belong to the person, not to the student-contact link:
-# editing one contact record changes them on every record of the same person (siblings).
-CONTACT_PERSON_FIELDS = frozenset(
-    {
-        "title",
-        "forename",
-        "middleNames",
-        "surname",
-        "emailAddress",
-        "mobileNumber",
-        "telephoneNumber",
-        "workTelephoneNumber",
-        "address1",
-        "address2",
-        "address3",
-        "town",
-        "county",
-        "postcode",
-        "country",
-        "profession",
-        "deceased",
-    }
-)
-_READ_ONLY_FIELDS = {
-    "student": frozenset({"id", "schoolId"}),
-    "contact": frozenset({"id", "schoolId", "personId", "personGuid"}),
-    "employee": frozenset({"id"}),
-}
 
 _GIRLS = (
     "Olivia", "Amelia", "Isla", "Ava", "Freya", "Lily", "Sophia", "Grace", "Mia", "Evie",
@@ -167,255 +144,14 @@ _PROFESSIONS = (
 )  # fmt: skip
 _STUDENT_STATUSES = (("Current", 93), ("Leaver", 5), ("Future", 2))
 _GENDERS = (("M", 49), ("F", 49), ("X", 1), ("U", 1))
-
-
-class UnknownRecordError(KeyError):
-    """The simulated school has no record with that id."""
-
-
-class UnknownFieldError(ValueError):
-    """A patch names a field the record does not have, or one that cannot change."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def format_timestamp(moment: datetime) -> str:
-    """Format like iSAMS `lastUpdated`: naive UTC with milliseconds, no offset."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def _iso_date(day: date) -> str:
-    """Format like iSAMS dates: midnight time part included."""
-    return f"{day.isoformat()}T00:00:00"
-
-
-def _iso_mappings(names: Iterable[str], table: Mapping[str, tuple[str, str, str]]) -> list[Record]:
-    """Build the Mappings Manager list for the names that have a mapping (others are left out)."""
-    mappings = []
-    for name in names:
-        if name in table:
-            two, three, iso_name = table[name]
-            mappings.append(
-                {"iSAMSName": name, "isoCode2Char": two, "isoCode3Char": three, "isoName": iso_name}
-            )
-    return mappings
-
-
-def expand_record(kind: str, record: Record, expand: Iterable[str]) -> Record:
-    """Return the record with the `*IsoMappings` lists that `expand` asks for added.
-
-    A new dict; nested values are shared with `record`, so pass a copy you own.
-    """
-    wanted = (
-        set(expand)
-        & {
-            "student": STUDENT_EXPANSIONS,
-            "contact": CONTACT_EXPANSIONS,
-            "employee": EMPLOYEE_EXPANSIONS,
-        }[kind]
-    )
-    result = dict(record)
-    if "nationalityIsoMappings" in wanted:
-        result["nationalityIsoMappings"] = _iso_mappings(
-            record.get("nationalities") or [], NATIONALITY_ISO
-        )
-    if "languageIsoMappings" in wanted:
-        result["languageIsoMappings"] = _iso_mappings(record.get("languages") or [], LANGUAGE_ISO)
-    if "countryIsoMappings" in wanted:
-        country = record.get("personalCountry" if kind == "employee" else "country")
-        result["countryIsoMappings"] = _iso_mappings([country] if country else [], COUNTRY_ISO)
-    return result
-
-
-@dataclass
-class SchoolData:
-    """The school's records, keyed by iSAMS id, shared by the REST simulator and the emitter.
-
-    Reads return deep copies; changes go through the `edit_*` methods, which bump
-    `lastUpdated` so consumers see a newer record. Thread-safe, because tests may serve it
-    from a uvicorn thread while the emitter runs elsewhere.
-    """
-
-    seed: int
-    students: dict[str, Record]  # schoolId -> record, in id order
-    contacts: dict[int, Record]  # contact id -> record; `schoolId` names the student
-    employees: dict[int, Record]  # employee id -> record
-    year_groups: list[Record]
-    managebac_access: dict[int, bool]  # employee id -> third-party access to ManageBac+
-    clock: Callable[[], datetime] = _utc_now
-    _lock: threading.RLock = field(
-        default_factory=threading.RLock, init=False, repr=False, compare=False
-    )
-
-    # Reads -------------------------------------------------------------------------------
-
-    def page(self, collection: Collection, start: int, stop: int) -> tuple[int, list[Record]]:
-        """Return the collection's size and copies of the records in [start, stop)."""
-        with self._lock:
-            records = list(getattr(self, collection).values())
-            return len(records), copy.deepcopy(records[start:stop])
-
-    def student(self, school_id: str) -> Record:
-        """Return a copy of one student's record."""
-        with self._lock:
-            return copy.deepcopy(self._student(school_id))
-
-    def all_students(self) -> list[Record]:
-        with self._lock:
-            return copy.deepcopy(list(self.students.values()))
-
-    def contact(self, contact_id: int) -> Record:
-        with self._lock:
-            return copy.deepcopy(self._contact(contact_id))
-
-    def all_contacts(self) -> list[Record]:
-        with self._lock:
-            return copy.deepcopy(list(self.contacts.values()))
-
-    def contacts_of(self, school_id: str) -> list[Record]:
-        """Return copies of a student's contact records (raises if the student is unknown)."""
-        with self._lock:
-            self._student(school_id)
-            return copy.deepcopy([c for c in self.contacts.values() if c["schoolId"] == school_id])
-
-    def employee(self, employee_id: int) -> Record:
-        with self._lock:
-            return copy.deepcopy(self._employee(employee_id))
-
-    def all_employees(self) -> list[Record]:
-        with self._lock:
-            return copy.deepcopy(list(self.employees.values()))
-
-    def sibling_groups(self) -> list[list[str]]:
-        """Return the schoolIds of students who share at least one contact person."""
-        with self._lock:
-            by_person: dict[str, set[str]] = {}
-            for contact in self.contacts.values():
-                by_person.setdefault(contact["personGuid"], set()).add(contact["schoolId"])
-        groups: list[set[str]] = []
-        for children in by_person.values():
-            if len(children) < 2:
-                continue
-            overlapping = [g for g in groups if g & children]
-            merged = set(children).union(*overlapping)
-            groups = [g for g in groups if not g & children] + [merged]
-        return sorted(sorted(g) for g in groups)
-
-    def summary(self) -> Record:
-        """Return ids and counts, for tests and demos that need to know what exists."""
-        with self._lock:
-            return {
-                "seed": self.seed,
-                "students": len(self.students),
-                "contacts": len(self.contacts),
-                "contactPersons": len({c["personGuid"] for c in self.contacts.values()}),
-                "employees": len(self.employees),
-                "studentIds": list(self.students),
-                "contactIds": list(self.contacts),
-                "employeeIds": list(self.employees),
-                "managebacAccess": {str(k): v for k, v in self.managebac_access.items()},
-                "siblingGroups": self.sibling_groups(),
-            }
-
-    # Changes -----------------------------------------------------------------------------
-
-    def edit_student(self, school_id: str, patch: Mapping[str, Any]) -> Record:
-        """Apply a field patch to a student, bump `lastUpdated`, return the new record."""
-        with self._lock:
-            record = self._student(school_id)
-            self._apply(record, patch, "student")
-            if {"forename", "surname"} & patch.keys() and "fullName" not in patch:
-                record["fullName"] = f"{record['forename']} {record['surname']}"
-            return copy.deepcopy(record)
-
-    def edit_contact(self, contact_id: int, patch: Mapping[str, Any]) -> Record:
-        """Apply a patch to a contact; person fields change on every record of the person."""
-        with self._lock:
-            record = self._contact(contact_id)
-            self._check_fields(record, patch, "contact")
-            person = {k: v for k, v in patch.items() if k in CONTACT_PERSON_FIELDS}
-            if person:
-                for other in self.contacts.values():
-                    if other is not record and other["personGuid"] == record["personGuid"]:
-                        self._apply(other, person, "contact")
-            self._apply(record, patch, "contact")
-            return copy.deepcopy(record)
-
-    def contact_ids_of_person(self, person_guid: str) -> list[int]:
-        """Return the contact ids of one person (one per child)."""
-        with self._lock:
-            return [k for k, c in self.contacts.items() if c["personGuid"] == person_guid]
-
-    def remove_contact(self, contact_id: int) -> Record:
-        """Delete a contact record (the person stops being this student's contact)."""
-        with self._lock:
-            self._contact(contact_id)
-            return self.contacts.pop(contact_id)
-
-    def edit_employee(self, employee_id: int, patch: Mapping[str, Any]) -> Record:
-        """Apply a patch to a staff record; a `managebacAccess` key sets the user's access."""
-        with self._lock:
-            record = self._employee(employee_id)
-            fields = dict(patch)
-            access = fields.pop("managebacAccess", None)
-            if access is not None and not isinstance(access, bool):
-                raise UnknownFieldError("managebacAccess must be true or false")
-            self._check_fields(record, fields, "employee")
-            if access is not None:
-                self.managebac_access[employee_id] = access
-            if fields or access is not None:
-                self._apply(record, fields, "employee")
-            return copy.deepcopy(record)
-
-    def touch_time(self, previous: str | None) -> str:
-        """Return a `lastUpdated` later than `previous`, so every change reads as newer."""
-        now = self.clock()
-        if previous:
-            try:
-                before = datetime.fromisoformat(previous).replace(tzinfo=UTC)
-            except ValueError:
-                before = None
-            if before is not None and now <= before:
-                now = before + timedelta(milliseconds=1)
-        return format_timestamp(now)
-
-    # Internals ---------------------------------------------------------------------------
-
-    def _student(self, school_id: str) -> Record:
-        try:
-            return self.students[school_id]
-        except KeyError:
-            raise UnknownRecordError(f"no student with schoolId {school_id}") from None
-
-    def _contact(self, contact_id: int) -> Record:
-        try:
-            return self.contacts[contact_id]
-        except KeyError:
-            raise UnknownRecordError(f"no contact with id {contact_id}") from None
-
-    def _employee(self, employee_id: int) -> Record:
-        try:
-            return self.employees[employee_id]
-        except KeyError:
-            raise UnknownRecordError(f"no employee with id {employee_id}") from None
-
-    @staticmethod
-    def _check_fields(record: Record, patch: Mapping[str, Any], kind: str) -> None:
-        unknown = sorted(k for k in patch if k not in record)
-        if unknown:
-            raise UnknownFieldError(f"{kind} has no field(s): {', '.join(unknown)}")
-        fixed = sorted(k for k in patch if k in _READ_ONLY_FIELDS[kind])
-        if fixed:
-            raise UnknownFieldError(f"{kind} field(s) cannot change: {', '.join(fixed)}")
-
-    def _apply(self, record: Record, patch: Mapping[str, Any], kind: str) -> None:
-        """Write a patch; an explicit `lastUpdated` in it wins (for stale-event tests)."""
-        self._check_fields(record, patch, kind)
-        record.update(copy.deepcopy(dict(patch)))
-        if "lastUpdated" not in patch:
-            record["lastUpdated"] = self.touch_time(record.get("lastUpdated"))
+_LEAVING_REASONS = (
+    "End of Sixth Form", "Moved to another school", "Relocated abroad", "Home education",
+    "Financial",
+)  # fmt: skip
+# Staff `divisions` as a list of division names is ASSUMED; the names are a school's sections.
+_DIVISIONS = ("Prep School", "Senior School", "Sixth Form")
+JOINT_FAMILY_RATE = 0.05
+"""Share of two-parent families held as one joint contact record (about 3% of families)."""
 
 
 # Generation ------------------------------------------------------------------------------
@@ -436,6 +172,8 @@ class _Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = Random(seed)
+        # A second stream for facts added later, so `rng` draws what it always drew.
+        self.extra = Random(f"isams-sim-extra:{seed}")
         self.emails: set[str] = set()
         self.email_counts: dict[str, int] = {}
         self.next_person_id = 50_001
@@ -548,9 +286,10 @@ def _student(gen: _Generator, index: int, school_id: str, family: Record) -> Rec
     entry_year = min(year, rng.choice((7, 7, 7, 7, 9, 12))) if year >= 7 else year
     enrolled = date(ACADEMIC_YEAR_START - (year - entry_year), 9, rng.choice((2, 3, 4)))
     status = _weighted(rng, _STUDENT_STATUSES)
-    leaving = None
-    if status == "Leaver":
-        leaving = _iso_date(date(ACADEMIC_YEAR_START, 7, 1) - timedelta(days=rng.randrange(400)))
+    leaving = reason = None
+    if status == LEAVER_STATUS:
+        leaving = iso_date(date(ACADEMIC_YEAR_START, 7, 1) - timedelta(days=rng.randrange(400)))
+        reason = gen.extra.choice(_LEAVING_REASONS)
     surname = family["surname"]
     return {
         "id": index,
@@ -564,11 +303,11 @@ def _student(gen: _Generator, index: int, school_id: str, family: Record) -> Rec
         "surname": surname,
         "preferredName": preferred,
         "fullName": f"{forename} {surname}",
-        "dob": _iso_date(born),
+        "dob": iso_date(born),
         "gender": gender,
         "yearGroup": year,
         "formGroup": f"{year}{rng.choice('ABCD')}",
-        "enrolmentDate": _iso_date(enrolled),
+        "enrolmentDate": iso_date(enrolled),
         "schoolEmailAddress": (
             None if rng.random() < 0.10 else gen.email(forename, surname, EMAIL_DOMAIN)
         ),
@@ -576,17 +315,18 @@ def _student(gen: _Generator, index: int, school_id: str, family: Record) -> Rec
             gen.email(forename, surname, "mail.example", style=1) if rng.random() < 0.1 else None
         ),
         "mobileNumber": gen.mobile() if rng.random() < 0.6 else None,
-        "nationalities": gen.nationalities(),
-        "languages": gen.languages(),
+        "nationalities": name_list(gen.nationalities()),
+        "languages": name_list(gen.languages()),
         "residentCountry": family["home"]["country"],
         "homeAddresses": [dict(address) for address in family["addresses"]],
         "systemStatus": status,
         "leavingDate": leaving,
+        "leavingReason": reason,
         "lastUpdated": gen.last_updated(),
     }
 
 
-# (contactType, relationship, sex, parentalResponsibility)
+# (contactType, relationship, sex, has parental responsibility)
 _PersonSpec = tuple[str, str, str, bool]
 _FAMILY_SHAPES: tuple[tuple[tuple[_PersonSpec, ...], int], ...] = (
     ((("Parents", "Mother", "F", True), ("Parents", "Father", "M", True)), 68),
@@ -642,10 +382,44 @@ def _person(gen: _Generator, spec: _PersonSpec, family: Record) -> Record:
         "postcode": address["postcode"],
         "country": address["country"],
         "profession": rng.choice(_PROFESSIONS) if contact_type != "Emergency" else None,
-        "deceased": False,
+        "deceased": _deceased(gen, relationship),
+        **dict.fromkeys((*JOINT_FIELDS, *SECONDARY_PERSON_FIELDS)),
         "_spec": spec,
         "_home": lives_at_home,
     }
+
+
+def _deceased(gen: _Generator, relationship: str) -> bool:
+    """Mark a few contacts deceased (grandparents more often), as schools keep them on file."""
+    return gen.extra.random() < (0.08 if relationship.startswith("Grand") else 0.01)
+
+
+def _secondary(person: Record, relationship: str) -> Record:
+    """Return a person as the second person of a joint contact record."""
+    return {
+        "secondaryPersonId": person["personId"],
+        "secondaryPersonGuid": person["personGuid"],
+        "relationshipOfJointContact": relationship,
+        "secondaryTitle": person["title"],
+        "secondaryForename": person["forename"],
+        "secondaryMiddleNames": person["middleNames"],
+        "secondarySurname": person["surname"],
+        "secondaryEmailAddress": person["emailAddress"],
+        "secondaryMobileNumber": person["mobileNumber"],
+    }
+
+
+def _joined(records: list[Record]) -> list[Record]:
+    """Hold one child's father and mother as one joint contact record.
+
+    iSAMS puts the father first and the mother second on a joint "Parents" contact; the
+    mother then has no record of her own (its id is left unused, a gap as after a
+    deletion), only the `secondary*` fields of the father's record.
+    """
+    by_relationship = {r["relationship"]: r for r in records}
+    father, mother = by_relationship["Father"], by_relationship["Mother"]
+    joint = {**father, **_secondary(mother, "Mother")}
+    return [joint if r is father else r for r in records if r is not mother]
 
 
 def _family(gen: _Generator) -> Record:
@@ -660,10 +434,19 @@ def _family(gen: _Generator) -> Record:
         extras = _EXTRA_CONTACTS
         specs.append(rng.choices([s for s, _ in extras], [w for _, w in extras])[0])
     family["persons"] = [_person(gen, spec, family) for spec in specs]
+    parents = {spec[1] for spec in specs} >= {"Father", "Mother"}
+    family["joint"] = parents and gen.extra.random() < JOINT_FAMILY_RATE
     if rng.random() < 0.05:  # separated parents: a second home on the student record
         second = gen.address(abroad=False)
         family["addresses"] = [home, second]
     return family
+
+
+def _responsibility(gen: _Generator, has_it: bool) -> str:
+    """Say it as iSAMS does: `Yes`, `No`, or `Default` (the contact type's default)."""
+    if gen.extra.random() < 0.25:
+        return "Default"
+    return "Yes" if has_it else "No"
 
 
 def _contact_record(gen: _Generator, person: Record, school_id: str) -> Record:
@@ -677,7 +460,7 @@ def _contact_record(gen: _Generator, person: Record, school_id: str) -> Record:
         "personGuid": record.pop("personGuid"),
         "contactType": contact_type,
         "relationship": relationship,
-        "parentalResponsibility": responsibility,
+        "parentalResponsibility": _responsibility(gen, responsibility),
         **record,
         "studentHome": person["_home"],
         "contactOnly": contact_type in ("Emergency", "Other", "Agent"),
@@ -685,7 +468,22 @@ def _contact_record(gen: _Generator, person: Record, school_id: str) -> Record:
     }
 
 
+def _employment(gen: _Generator, teaching: bool) -> Record:
+    """Return the employment facts iSAMS shows on staff (`divisions` names are assumed)."""
+    extra = gen.extra
+    divisions = extra.sample(_DIVISIONS, extra.choice((1, 1, 2))) if teaching else None
+    if not teaching and extra.random() < 0.5:
+        divisions = [extra.choice(_DIVISIONS)]
+    return {
+        "enrolmentDate": iso_date(date(1995, 9, 1) + timedelta(days=extra.randrange(365 * 25))),
+        "isPartTime": extra.random() < 0.15,
+        "isPersonalTutor": teaching and extra.random() < 0.5,
+        "divisions": divisions,  # iSAMS sends null, not [], for no division (isams-php)
+    }
+
+
 def _employee(gen: _Generator, employee_id: int, initials: set[str]) -> Record:
+    """Build a staff record: no `lastUpdated`, as iSAMS shows none on employees."""
     rng = gen.rng
     gender = rng.choices(("M", "F", "X"), weights=(45, 54, 1))[0]
     forename = rng.choice(_WOMEN if gender == "F" else _MEN)
@@ -703,8 +501,8 @@ def _employee(gen: _Generator, employee_id: int, initials: set[str]) -> Record:
     born = date(1960, 1, 1) + timedelta(days=rng.randrange(365 * 40))
     leaver = rng.random() < 0.06
     home = gen.address(abroad=rng.random() < 0.03)
-    nationalities = gen.nationalities()
-    return {
+    nationalities = name_list(gen.nationalities())
+    record = {
         "id": employee_id,
         "personGuid": gen.guid(),
         "title": title,
@@ -714,7 +512,7 @@ def _employee(gen: _Generator, employee_id: int, initials: set[str]) -> Record:
         "preferredName": _PREFERRED.get(forename) if rng.random() < 0.2 else None,
         "schoolInitials": candidate,
         "gender": gender,
-        "dateOfBirth": _iso_date(born),
+        "dateOfBirth": iso_date(born),
         "nationalities": nationalities,
         "schoolEmailAddress": (
             None if rng.random() < 0.03 else gen.email(forename, surname, EMAIL_DOMAIN, 1)
@@ -736,12 +534,13 @@ def _employee(gen: _Generator, employee_id: int, initials: set[str]) -> Record:
         "isTeachingStaff": rng.random() < 0.75,
         "systemStatus": "Leaver" if leaver else "Current",
         "leavingDate": (
-            _iso_date(date(ACADEMIC_YEAR_START, 8, 31) - timedelta(days=rng.randrange(300)))
+            iso_date(date(ACADEMIC_YEAR_START, 8, 31) - timedelta(days=rng.randrange(300)))
             if leaver
             else None
         ),
-        "lastUpdated": gen.last_updated(),
     }
+    gen.last_updated()  # drawn and dropped, so the rest of a seed's school stays as it was
+    return {**record, **_employment(gen, bool(record["isTeachingStaff"]))}
 
 
 def _year_groups(
@@ -783,8 +582,8 @@ def generate_school(students: int, seed: int) -> SchoolData:
             number += rng.randint(1, 13)  # gaps, as after deletions and applicants
             school_id = str(number)
             student_records[school_id] = _student(gen, index, school_id, family)
-            for person in family["persons"]:
-                contact = _contact_record(gen, person, school_id)
+            records = [_contact_record(gen, person, school_id) for person in family["persons"]]
+            for contact in _joined(records) if family["joint"] else records:
                 contacts[contact["id"]] = contact
             index += 1
     initials: set[str] = set()

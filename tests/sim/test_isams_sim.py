@@ -2,68 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
 from consumers.events import ChangeEvent
 from sim.isams.app import SimConfig, create_app, sim_state
 from sim.isams.emitter import WebhookEmitter
-from sim.isams.school import SchoolData, generate_school
+from sim.isams.school import SchoolData, generate_school, roll_of
+from tests.sim.isams_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TOKEN_FORM,
+    FakeClock,
+    bearer,
+    serve,
+)
 
-CLIENT_ID = "sync-client"
-CLIENT_SECRET = "sync-secret"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBrZXkh"
-TOKEN_FORM = {
-    "grant_type": "client_credentials",
-    "client_id": CLIENT_ID,
-    "client_secret": CLIENT_SECRET,
-    "scope": "restapi",
-}
-
-
-@asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Serve an ASGI app with a real uvicorn on a free port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -77,12 +41,6 @@ async def sim(school: SchoolData) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://isams.test") as client:
         yield client
-
-
-async def bearer(client: httpx.AsyncClient) -> dict[str, str]:
-    response = await client.post("/auth/connect/token", data=TOKEN_FORM)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 # OAuth2 ----------------------------------------------------------------------------------
@@ -178,10 +136,17 @@ async def test_api_refuses_an_expired_token() -> None:
 # REST resources --------------------------------------------------------------------------
 
 
+def current_ids(school: SchoolData) -> list[str]:
+    """The schoolIds `/api/students` lists: current pupils only."""
+    return [k for k, r in school.students.items() if roll_of(r) == "current"]
+
+
 async def test_paging_splits_the_collection_without_gaps_or_repeats(
     sim: httpx.AsyncClient, school: SchoolData
 ) -> None:
     headers = await bearer(sim)
+    current = current_ids(school)
+    assert len(current) == 52  # of 60 pupils; the others are leavers and applicants
     seen: list[str] = []
     bodies = []
     for page in (1, 2, 3, 4, 5, 6, 7):
@@ -192,9 +157,9 @@ async def test_paging_splits_the_collection_without_gaps_or_repeats(
         bodies.append(response.json())
         seen += [s["schoolId"] for s in response.json()["students"]]
 
-    assert seen == list(school.students)
-    assert [b["count"] for b in bodies] == [10, 10, 10, 10, 10, 10, 0]
-    assert {(b["totalCount"], b["totalPages"], b["pageSize"]) for b in bodies} == {(60, 6, 10)}
+    assert seen == current
+    assert [b["count"] for b in bodies] == [10, 10, 10, 10, 10, 2, 0]
+    assert {(b["totalCount"], b["totalPages"], b["pageSize"]) for b in bodies} == {(52, 6, 10)}
     assert [b["page"] for b in bodies] == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -209,7 +174,7 @@ async def test_paging_rounds_the_last_page_up_and_defaults_to_page_one(
     ).json()
 
     assert (body["page"], body["count"], body["totalPages"]) == (1, 25, 3)
-    assert (last["count"], last["totalCount"]) == (10, 60)
+    assert (last["count"], last["totalCount"]) == (2, 52)
 
 
 @pytest.mark.parametrize(
@@ -229,13 +194,23 @@ async def test_each_list_endpoint_uses_the_isams_list_shape(sim: httpx.AsyncClie
     endpoints = {
         "/api/students": "students",
         "/api/students/contacts": "contacts",
+        "/api/alumni": "alumni",
+        "/api/admissions/applicants/students": "students",
         "/api/humanresources/employees": "employees",
-        "/api/school/yeargroups": "yearGroups",
     }
     for path, collection in endpoints.items():
         body = (await sim.get(path, headers=headers)).json()
         assert set(body) == {"count", "page", "pageSize", "totalCount", "totalPages", collection}
         assert body["count"] == len(body[collection]) > 0
+
+
+async def test_year_groups_are_one_unpaged_list(sim: httpx.AsyncClient, school: SchoolData) -> None:
+    response = await sim.get(
+        "/api/school/yeargroups", params={"page": 2, "pageSize": 1}, headers=await bearer(sim)
+    )
+
+    assert response.json() == {"yearGroups": school.year_groups}
+    assert len(school.year_groups) > 1
 
 
 async def test_single_records_and_404s(sim: httpx.AsyncClient, school: SchoolData) -> None:
@@ -526,6 +501,45 @@ def test_generator_makes_a_plausible_school() -> None:
     assert {"Parents", "Guardian", "Emergency"} <= contact_types
 
 
+def test_generator_keeps_a_seeds_older_values() -> None:
+    """Facts added later come from a second random stream: these are the values from before."""
+    school = generate_school(300, seed=5)
+
+    first = [
+        (k, r["forename"], r["surname"], r["personId"])
+        for k, r in list(school.students.items())[:3]
+    ]
+
+    assert first == [
+        ("145629077412", "William", "Thompson", 50003),
+        ("145629077422", "Zoë", "Rossi", 50006),
+        ("145629077423", "Thomas", "Wright", 50009),
+    ]
+    assert (school.employees[1]["forename"], school.employees[1]["surname"]) == ("María", "Murphy")
+    assert school.managebac_access[1] is False
+
+
+def test_generator_makes_joint_deceased_and_worded_contacts_and_plain_staff() -> None:
+    school = generate_school(1000, seed=1)
+    contacts = list(school.contacts.values())
+    joint = [c for c in contacts if c["secondaryPersonId"] is not None]
+    deceased = [c for c in contacts if c["deceased"]]
+    employees = list(school.employees.values())
+    leavers = [s for s in school.students.values() if s["systemStatus"] == "Leaver"]
+
+    assert 0.005 <= len(joint) / len(contacts) <= 0.05
+    assert {(c["contactType"], c["relationshipOfJointContact"]) for c in joint} == {
+        ("Parents", "Mother")
+    }
+    assert 0.005 <= len(deceased) / len(contacts) <= 0.05
+    assert {c["parentalResponsibility"] for c in contacts} == {"Yes", "No", "Default"}
+    assert all(s["leavingReason"] for s in leavers)
+    assert any(e["nationalities"] == [""] for e in employees)
+    assert not any(e["nationalities"] == [] for e in employees)
+    assert not any("lastUpdated" in e for e in employees)
+    assert any(e["divisions"] is None for e in employees)
+
+
 # Emitter ---------------------------------------------------------------------------------
 
 
@@ -640,6 +654,21 @@ async def test_emitter_events_follow_the_event_contract(school: SchoolData) -> N
     assert contacts[0]["data"]["schoolId"] == contacts[0]["data"]["record"]["schoolId"]
     assert "countryIsoMappings" in contacts[0]["data"]["record"]
     assert {e["data"]["managebacAccess"] for e in staff} <= {True, False}
+
+
+async def test_emitter_records_are_the_stored_shapes(school: SchoolData) -> None:
+    leaver = next(k for k, r in school.students.items() if r["systemStatus"] == "Leaver")
+    async with httpx.AsyncClient() as client:
+        emitter = WebhookEmitter(
+            school, client, base_url="http://unused", school_id="s", secret=SECRET
+        )
+        staff = emitter.staff_event(1)
+        left = emitter.student_event(leaver)
+
+    for event in (staff, left):
+        ChangeEvent.model_validate(event)
+    assert "lastUpdated" not in staff["data"]["record"]
+    assert left["data"]["record"]["leavingReason"] == school.students[leaver]["leavingReason"]
 
 
 async def test_emitter_retries_503_and_429_as_retry_after_says(
