@@ -40,7 +40,8 @@ class IsamsPort(Protocol):
     """Read one school's records from the iSAMS REST API (raw records, as iSAMS sends them)."""
 
     async def student(self, school_id: str) -> Record | None:
-        """Return a student's current record, or None when iSAMS no longer has it."""
+        """Return a student's record (a leaver's from the alumni), or None when iSAMS has
+        neither."""
         ...
 
     async def student_contacts(self, school_id: str) -> list[Record] | None:
@@ -52,7 +53,11 @@ class IsamsPort(Protocol):
         ...
 
     def all_students(self) -> AsyncIterator[Record]:
-        """Yield every student, page by page."""
+        """Yield every current student, page by page."""
+        ...
+
+    def all_alumni(self) -> AsyncIterator[Record]:
+        """Yield every former pupil (a leaver, with `leavingDate`), page by page."""
         ...
 
     def all_employees(self) -> AsyncIterator[Record]:

@@ -61,7 +61,11 @@ async def _run(
 
             def progress(name: str, done: int, total: int) -> None:
                 if name not in tasks:
-                    label = {"students": "iSAMS students", "staff": "iSAMS staff"}
+                    label = {
+                        "students": "iSAMS students",
+                        "alumni": "iSAMS alumni",
+                        "staff": "iSAMS staff",
+                    }
                     tasks[name] = bars.add_task(label.get(name, "changes queued"), total=None)
                 bars.update(tasks[name], completed=done, total=total or None)
 

@@ -19,7 +19,10 @@ import stamina
 from consumers.ports import IsamsAuthError, IsamsError, IsamsUnavailableError
 
 STUDENT_EXPAND = "nationalityIsoMappings,languageIsoMappings"
-CONTACT_EXPAND = "countryIsoMappings"
+CONTACT_EXPAND = "countryIsoMappings"  # only the paged /api/students/contacts has it
+# The collection key of /api/alumni: from one public client (nacht29/isams-pipeline), not
+# confirmed by iSAMS; kept here, in one place, so it is easy to change.
+ALUMNI_COLLECTION = "alumni"
 _TOKEN_MARGIN = 30.0
 
 
@@ -55,13 +58,29 @@ class IsamsClient:
         self._token_lock = asyncio.Lock()
 
     async def student(self, school_id: str) -> dict[str, Any] | None:
-        """Return a student's current record, or None when iSAMS no longer has it."""
-        return await self._get_one(f"/api/students/{school_id}", {"expand": STUDENT_EXPAND})
+        """Return a student's current record; a leaver's from `/api/alumni`; else None.
+
+        `/api/students` holds current pupils only: a pupil who left answers 404 there and is
+        found in `/api/alumni` with their `leavingDate`.
+        """
+        found = await self._get_one(f"/api/students/{school_id}", {"expand": STUDENT_EXPAND})
+        if found is not None:
+            return found
+        return await self.alumnus(school_id)
+
+    async def alumnus(self, school_id: str) -> dict[str, Any] | None:
+        """Return a former pupil's record from `/api/alumni`, or None when it has none."""
+        return await self._get_one(f"/api/alumni/{school_id}", {"expand": STUDENT_EXPAND})
 
     async def student_contacts(self, school_id: str) -> list[dict[str, Any]] | None:
-        """Return a student's contacts, or None when iSAMS no longer has the student."""
+        """Return a student's contacts, or None when iSAMS no longer has the student.
+
+        This list is not paged and has no ISO expansion (countries are then looked up by
+        name). Deceased contacts are asked for too, so they are skipped with that reason
+        rather than taken for removed.
+        """
         body = await self._get_json(
-            f"/api/students/{school_id}/contacts", {"expand": CONTACT_EXPAND}
+            f"/api/students/{school_id}/contacts", {"includeDeceased": "true"}
         )
         if body is None:
             return None
@@ -75,6 +94,12 @@ class IsamsClient:
     async def all_students(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
         """Yield every student, page by page (for backfills)."""
         async for item in self._all("/api/students", "students", page_size, STUDENT_EXPAND):
+            yield item
+
+    async def all_alumni(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Yield every former pupil (leavers, with their `leavingDate`), page by page."""
+        path = "/api/alumni"
+        async for item in self._all(path, ALUMNI_COLLECTION, page_size, STUDENT_EXPAND):
             yield item
 
     async def all_employees(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:

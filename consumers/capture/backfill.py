@@ -73,6 +73,7 @@ async def run_backfill(
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
     students = await _collect(ports.isams.all_students(), "students", progress)
+    alumni = await _collect(ports.isams.all_alumni(), "alumni", progress)
     staff = await _collect(ports.isams.all_employees(), "staff", progress)
 
     synced = {
@@ -80,7 +81,11 @@ async def run_backfill(
         for row in await ledger.records(school)
         if row.kind in ("student", "staff") and row.status is Status.SYNCED and not row.archived
     }
-    listed_students = {str(r.get("schoolId")): r for r in students if r.get("schoolId")}
+    # Leavers are in /api/alumni, not /api/students: a pupil found there is explained (they
+    # left, with a leavingDate) and syncs as a leaver; one found in neither list is an
+    # unexplained removal, which the guard counts.
+    listed_students = {str(r.get("schoolId")): r for r in alumni if r.get("schoolId")}
+    listed_students |= {str(r.get("schoolId")): r for r in students if r.get("schoolId")}
     listed_staff = {str(r.get("id")): r for r in staff if r.get("id") is not None}
     listed = {("student", k): v for k, v in listed_students.items()} | {
         ("staff", k): v for k, v in listed_staff.items()
@@ -91,7 +96,7 @@ async def run_backfill(
         for key, record in listed.items()
         if key in synced and not is_current_status(_text(record.get("systemStatus")))
     ]
-    decision = guard_archives(len(removed) + len(leaving), len(synced), force)
+    decision = guard_archives(len(removed), len(synced), force)
 
     events = [
         _event("student", "updated", sid, now, record) for sid, record in listed_students.items()

@@ -97,7 +97,7 @@ async def sync_record(steps: KindSteps[R], change: QueuedChange, context: SyncCo
     if isinstance(record, Skip):
         await ledger.put(skipped(base, record.reason, (), change.received_at, source=source))
         return Result(Outcome.SKIPPED, reason=record.reason)
-    version = record.last_updated if record is not None else None
+    version = version_of(record, change)
     if record is not None and is_stale_change(change, version, previous):
         return STALE
 
@@ -132,6 +132,18 @@ async def sync_record(steps: KindSteps[R], change: QueuedChange, context: SyncCo
         )
     )
     return Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
+
+
+def version_of(record: Versioned | None, change: QueuedChange) -> datetime | None:
+    """Return the iSAMS version a change brings: the record's `lastUpdated`, or, for records
+    iSAMS gives none (employees), the time of the change itself (the event's timestamp).
+
+    Either way one record's versions come from one clock, so a redelivered older change is
+    recognised as older (docs/design.md §3: a stale fat event changes nothing).
+    """
+    if record is None:
+        return None
+    return record.last_updated if record.last_updated is not None else change.timestamp
 
 
 async def by_email(resource: Resource, client: ManagebacPort, write: Create) -> RemoteUser | None:

@@ -8,6 +8,7 @@ redelivery), and checks that ManageBac+ ends with the current version's values.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -79,6 +80,9 @@ async def test_a_redelivered_older_staff_record_changes_nothing(stack: Stack) ->
     )
     eid = employee["id"]
     first = stack.emitter.staff_event(eid, "updated", True, True)
+    # iSAMS gives employees no lastUpdated: their versions are the events' timestamps, which
+    # have millisecond precision, so the two versions are made a few milliseconds apart.
+    await asyncio.sleep(0.01)
     stack.school.edit_employee(eid, {"surname": "Newname", "personalTelephoneNumber": "01632 1"})
     current = stack.emitter.staff_event(eid, "updated", True, True)
     await stack.start_consumer()
