@@ -286,6 +286,11 @@ class FakeIsams:
 
 FIRST_ID = 10_000_001
 TAKEN = "has already been taken"
+ALL_RIGHTS = frozenset(
+    f"{area}/{action}"
+    for area in ("students", "parents", "teachers", "parents/children", "year_groups")
+    for action in ("index", "show", "create", "update", "archive", "unarchive", "destroy")
+)
 
 
 @dataclass
@@ -342,7 +347,7 @@ class FakeManagebac:
     """
 
     def __init__(self) -> None:
-        self.users: dict[Resource, dict[int, FakeUser]] = {
+        self.accounts: dict[Resource, dict[int, FakeUser]] = {
             "students": {},
             "parents": {},
             "teachers": {},
@@ -351,6 +356,8 @@ class FakeManagebac:
         self.requests: list[WriteRequest] = []
         self.lookups: list[tuple[str, Resource, str]] = []
         self.failing: ManagebacError | None = None
+        self.rights: frozenset[str] = ALL_RIGHTS  # what the school's token may do
+        self.cohorts: list[Record] = []  # year groups as ManageBac+ lists them (`updated_at`)
         self._next_id = FIRST_ID
 
     @property
@@ -375,7 +382,7 @@ class FakeManagebac:
         await self._reach()
         body = _json_copy(dict(fields))
         path = f"/v2/{resource}/{user_id}"
-        user = self.users[resource].get(user_id)
+        user = self.accounts[resource].get(user_id)
         if user is None:
             self._log("update", resource, user_id, body, refused=True)
             raise _not_found(_SINGULAR[resource], user_id, "PATCH", path)
@@ -396,7 +403,7 @@ class FakeManagebac:
         await self._reach()
         sent = _json_copy(dict(body or {}))
         path = f"/v2/{resource}/{user_id}/archive"
-        user = self.users[resource].get(user_id)
+        user = self.accounts[resource].get(user_id)
         dates = {k: v for k, v in sent.items() if k in ("withdrawn_on", "graduated_on") and v}
         if user is None:
             self._log("archive", resource, user_id, sent, refused=True)
@@ -414,7 +421,7 @@ class FakeManagebac:
     async def unarchive(self, resource: Resource, user_id: int) -> None:
         await self._reach()
         path = f"/v2/{resource}/{user_id}/unarchive"
-        user = self.users[resource].get(user_id)
+        user = self.accounts[resource].get(user_id)
         self._log("unarchive", resource, user_id, {}, refused=user is None)
         if user is None:
             raise _not_found(_SINGULAR[resource], user_id, "PUT", path)
@@ -423,14 +430,18 @@ class FakeManagebac:
             user.fields.pop("withdrawn_on", None)
             user.fields.pop("graduated_on", None)
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
+    ) -> None:
+        """Link, or write the relationship of an existing link (`fresh` or not: the real
+        client then makes one request or two, and ManageBac+ ends the same)."""
         await self._reach()
         body = {"child_id": child_id, "relationship": relationship}
         path = f"/v2/parents/{parent_id}/children"
-        if parent_id not in self.users["parents"]:
+        if parent_id not in self.accounts["parents"]:
             self._log("link_child", "parents", parent_id, body, refused=True)
             raise _not_found("Parent", parent_id, "POST", path)
-        if child_id not in self.users["students"]:
+        if child_id not in self.accounts["students"]:
             self._log("link_child", "parents", parent_id, body, refused=True)
             raise _refusal({"child": ["must exist"]}, "POST", path)
         self._log("link_child", "parents", parent_id, body)
@@ -459,7 +470,7 @@ class FakeManagebac:
     async def find_student(self, student_id: str) -> RemoteUser | None:
         await self._reach()
         self.lookups.append(("find_student", "students", student_id))
-        for user in self.users["students"].values():
+        for user in self.accounts["students"].values():
             if user.fields.get("student_id") == student_id:
                 return self._remote(user)
         return None
@@ -467,25 +478,57 @@ class FakeManagebac:
     async def find_by_email(self, resource: Resource, email: str) -> RemoteUser | None:
         await self._reach()
         self.lookups.append(("find_by_email", resource, email))
-        for user in self.users[resource].values():
+        for user in self.accounts[resource].values():
             found = user.fields.get("email")
             if isinstance(found, str) and found.casefold() == email.casefold():
                 return self._remote(user)
         return None
 
+    async def permissions(self) -> frozenset[str]:
+        await self._reach()
+        self.lookups.append(("permissions", "teachers", ""))
+        return self.rights
+
+    async def users(self, resource: Resource) -> AsyncIterator[RemoteUser]:
+        await self._reach()
+        self.lookups.append(("users", resource, ""))
+        for user in list(self.users_of(resource)):
+            yield self._remote(user)
+
+    async def children(self, parent_id: int) -> dict[int, str | None]:
+        await self._reach()
+        self.lookups.append(("children", "parents", str(parent_id)))
+        if parent_id not in self.accounts["parents"]:
+            raise _not_found("Parent", parent_id, "GET", f"/v2/parents/{parent_id}/children")
+        return dict(self.children_of(parent_id))
+
+    async def year_groups(self, modified_since: datetime | None = None) -> list[Record]:
+        await self._reach()
+        self.lookups.append(("year_groups", "students", str(modified_since or "")))
+        return [
+            _json_copy(group)
+            for group in self.cohorts
+            if modified_since is None
+            or datetime.fromisoformat(str(group["updated_at"])) >= modified_since
+        ]
+
     # For tests: what ManageBac+ holds (not part of the port, and not logged).
+
+    def users_of(self, resource: Resource) -> list[FakeUser]:
+        """Return the users of one resource, archived ones too, by id."""
+        return [self.accounts[resource][user_id] for user_id in sorted(self.accounts[resource])]
 
     def seed(self, resource: Resource, *, archived: bool = False, **fields: Any) -> FakeUser:
         """Add a user ManageBac+ already has (no write is logged) and return it."""
         user = FakeUser(self._next_id, resource, archived, dict(fields))
         self._next_id += 1
-        self.users[resource][user.id] = user
+        self.accounts[resource][user.id] = user
         return user
 
     def user(self, resource: Resource, user_id: int | None) -> FakeUser:
         """Return one user; fail the test when there is none."""
         assert user_id is not None, f"no {resource} id"
-        found = self.users[resource].get(user_id)
+        found = self.accounts[resource].get(user_id)
         assert found is not None, f"ManageBac+ has no {resource} {user_id}"
         return found
 
@@ -493,14 +536,16 @@ class FakeManagebac:
         """Return the users of `resource` with this e-mail (case ignored)."""
         return [
             user
-            for user in self.users[resource].values()
+            for user in self.accounts[resource].values()
             if str(user.fields.get("email", "")).casefold() == email.casefold()
         ]
 
     def student(self, student_id: str) -> FakeUser:
         """Return the one student with this student_id; fail the test otherwise."""
         (found,) = [
-            u for u in self.users["students"].values() if u.fields.get("student_id") == student_id
+            u
+            for u in self.accounts["students"].values()
+            if u.fields.get("student_id") == student_id
         ]
         return found
 
@@ -542,14 +587,14 @@ class FakeManagebac:
                 errors.setdefault(name, []).append("can't be blank")
         email = values.get("email")
         if isinstance(email, str) and email:
-            for other in (user for table in self.users.values() for user in table.values()):
+            for other in (user for table in self.accounts.values() for user in table.values()):
                 theirs = str(other.fields.get("email", ""))
                 itself = (other.resource, other.id) == (resource, user_id)
                 if not itself and theirs.casefold() == email.casefold():
                     errors.setdefault("email", []).append(TAKEN)
         student_id = values.get("student_id")
         if resource == "students" and student_id:
-            for other in self.users["students"].values():
+            for other in self.accounts["students"].values():
                 if other.id != user_id and other.fields.get("student_id") == student_id:
                     errors.setdefault("student_id", []).append(TAKEN)
         return {name: sorted(set(messages)) for name, messages in errors.items()}

@@ -40,7 +40,9 @@ def the_parent(sync: FakeSync, email: str = MOTHER_EMAIL) -> FakeUser:
 
 def children(sync: FakeSync, parent: FakeUser) -> dict[str, str]:
     """Return a parent's links as student_id -> relationship."""
-    ids = {user.id: user.fields["student_id"] for user in sync.managebac.users["students"].values()}
+    ids = {
+        user.id: user.fields["student_id"] for user in sync.managebac.accounts["students"].values()
+    }
     return {ids[child]: rel for child, rel in sync.managebac.children_of(parent.id).items()}
 
 
@@ -115,7 +117,7 @@ async def test_a_contact_before_its_student_waits_then_links_when_the_student_co
 
     await sync.process(sync.contact_event(31, "S1"))
 
-    assert sync.managebac.users["parents"] == {}  # no active child yet: no parent either
+    assert sync.managebac.accounts["parents"] == {}  # no active child yet: no parent either
     row = sync.ledger.row("contact", "31")
     assert row.status is Status.PENDING
     assert row.reason == "the parent is not in ManageBac+ (see the parent's reason)"
@@ -156,7 +158,7 @@ async def test_a_removed_contact_unlinks_and_a_parent_with_no_child_left_is_arch
     assert parent.archived is True
     parent_row = sync.ledger.row("parent", MOTHER)
     assert (parent_row.status, parent_row.reason) == (Status.ARCHIVED, PARENT_ARCHIVED)
-    assert len(sync.managebac.users["parents"]) == 1
+    assert len(sync.managebac.accounts["parents"]) == 1
 
 
 async def test_a_contact_gone_from_its_students_list_is_unlinked_by_the_students_event() -> None:
@@ -248,7 +250,7 @@ async def test_a_contact_whose_type_is_not_mapped_is_skipped_with_the_reason() -
     await sync.process(sync.student_event("S1"))
     await sync.process(sync.contact_event(31, "S1"))
 
-    assert sync.managebac.users["parents"] == {}
+    assert sync.managebac.accounts["parents"] == {}
     assert [w for w in sync.managebac.writes if w[1] == "parents"] == []
     unmapped = 'contactType "Emergency" is not in mappings.contact_types'
     row = sync.ledger.row("contact", "31")
@@ -280,7 +282,7 @@ async def test_a_deceased_contact_does_not_sync() -> None:
     await sync.process(sync.student_event("S1"))
     await sync.process(sync.contact_event(31, "S1", fat=True))
 
-    assert sync.managebac.users["parents"] == {}
+    assert sync.managebac.accounts["parents"] == {}
     assert sync.managebac.links == {}
     row = sync.ledger.row("contact", "31")
     assert (row.status, row.reason) == (Status.SKIPPED, DECEASED)
@@ -311,7 +313,12 @@ async def test_a_parent_managebac_already_has_is_adopted_by_email_ignoring_case(
 
     assert the_parent(sync).id == existing.id
     assert existing.fields["last_name"] == "Lovelace"
-    assert ("create", "parents", None) not in sync.managebac.writes  # matched first
+    assert len(sync.managebac.accounts["parents"]) == 1
+    assert all(
+        r.id == existing.id
+        for r in sync.managebac.requests
+        if r.resource == "parents" and not r.refused
+    )
     assert children(sync, existing) == {"C-S1": "Mother", "C-S2": "Mother"}
 
 

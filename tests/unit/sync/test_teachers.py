@@ -45,7 +45,7 @@ async def test_access_granted_creates_the_teacher(fat: bool) -> None:
         "gender": "Male",
         "email": EMAIL,
     }
-    assert sync.managebac.lookups == [("find_by_email", "teachers", EMAIL)]  # matched first
+    assert sync.managebac.writes == [("create", "teachers", None)]
     row = sync.ledger.row("staff", "17")
     assert (row.status, row.managebac_id, row.source.access) == (Status.SYNCED, teacher.id, True)
     assert sync.isams.reads("employee") == (0 if fat else 1)
@@ -106,7 +106,7 @@ async def test_access_granted_again_unarchives_and_rewrites_the_teacher() -> Non
         ("unarchive", "teachers", teacher.id),
         ("update", "teachers", teacher.id),
     ]
-    assert len(sync.managebac.users["teachers"]) == 1
+    assert len(sync.managebac.accounts["teachers"]) == 1
     assert sync.ledger.row("staff", "17").status is Status.SYNCED
 
 
@@ -180,13 +180,14 @@ async def test_a_teacher_managebac_already_has_is_adopted_by_email_ignoring_case
     result = await sync.process(sync.staff_event(17, access=True))
 
     assert result.outcome is Outcome.ADOPTED
-    assert sync.managebac.writes == [
-        ("unarchive", "teachers", existing.id),
-        ("update", "teachers", existing.id),
+    accepted = [r for r in sync.managebac.requests if not r.refused]
+    assert [(r.method, r.id) for r in accepted] == [
+        ("unarchive", existing.id),
+        ("update", existing.id),
     ]
     assert existing.archived is False
     assert existing.fields["last_name"] == "Turing"
-    assert len(sync.managebac.users["teachers"]) == 1
+    assert len(sync.managebac.accounts["teachers"]) == 1
     assert sync.ledger.row("staff", "17").managebac_id == existing.id
 
 
