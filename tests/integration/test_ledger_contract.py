@@ -1,4 +1,6 @@
-"""The ledger's contract: every test body runs on SQLite (a file) and on PostgreSQL.
+"""The ledger's contract: every test body of `LedgerPort` runs on the fake (tests/fakes.py),
+on SQLite (a file) and on PostgreSQL, so the fake the sync tests run on is held to what the
+real ledger does. The migration and engine tests are about SQL and run on the real two.
 
 On PostgreSQL each test gets its own schema, first on the search path, so each starts from
 an empty database as a fresh install does. The migration tests also hold the models and the
@@ -12,6 +14,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,13 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consumers.adapters import migrations
 from consumers.adapters.ledger import Ledger, engine_from_url, metadata
-from consumers.domain.records import SourceState, Status, SyncRecord
+from consumers.domain.records import LinkState, SourceState, Status, SyncRecord
+from consumers.ports import LedgerPort
+from tests.fakes import FakeLedger
 
 SCHOOL = "contract-school"
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
+LEDGERS = [pytest.param("fake", id="fake"), *BACKENDS]
 
 
 @dataclass(frozen=True)
@@ -52,37 +58,61 @@ class Database:
         return Ledger(self.engine())
 
 
-@pytest.fixture(params=BACKENDS)
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
-    if request.param == "sqlite":
+def _empty_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if backend == "sqlite":
         return Database(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     return Database(request.getfixturevalue("postgres"), f"ledger_{uuid.uuid4().hex[:12]}")
 
 
-@pytest.fixture
-async def database(empty_database: Database) -> AsyncIterator[Database]:
+@asynccontextmanager
+async def _schema_of(empty: Database) -> AsyncIterator[Database]:
     """Give the test its database, and drop its PostgreSQL schema afterwards."""
-    schema = empty_database.schema
+    schema = empty.schema
     if schema is None:
-        yield empty_database
+        yield empty
         return
-    admin = create_async_engine(empty_database.url)
+    admin = create_async_engine(empty.url)
     try:
         async with admin.begin() as connection:
             await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield empty_database
+        yield empty
         async with admin.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         await admin.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    return _empty_database(request.param, request, tmp_path)
+
+
 @pytest.fixture
-async def ledger(database: Database) -> AsyncIterator[Ledger]:
-    ledger = database.ledger()
-    await ledger.create_schema()
-    yield ledger
-    await ledger.close()
+async def database(empty_database: Database) -> AsyncIterator[Database]:
+    async with _schema_of(empty_database) as database:
+        yield database
+
+
+@pytest.fixture(params=LEDGERS)
+def ledger_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Database | None:
+    """The real backend's empty database (resolved here, outside the event loop), or None
+    for the fake."""
+    return None if request.param == "fake" else _empty_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+async def ledger(ledger_backend: Database | None) -> AsyncIterator[LedgerPort]:
+    if ledger_backend is None:
+        fake = FakeLedger()
+        await fake.create_schema()
+        yield fake
+        await fake.close()
+        return
+    async with _schema_of(ledger_backend) as database:
+        real = database.ledger()
+        await real.create_schema()
+        yield real
+        await real.close()
 
 
 def a_record(isams_id: str = "1001", **changes: object) -> SyncRecord:
@@ -119,11 +149,11 @@ def contact(isams_id: str, student: str, person: str) -> SyncRecord:
 
 
 @pytest.mark.parametrize("kind", ["student", "contact", "staff", "parent"])
-async def test_get_answers_none_for_a_record_never_seen(ledger: Ledger, kind: str) -> None:
+async def test_get_answers_none_for_a_record_never_seen(ledger: LedgerPort, kind: str) -> None:
     assert await ledger.get(SCHOOL, kind, "never-seen") is None
 
 
-async def test_put_inserts_a_record_that_get_returns_whole(ledger: Ledger) -> None:
+async def test_put_inserts_a_record_that_get_returns_whole(ledger: LedgerPort) -> None:
     record = a_record(related_id="S1", person_key="P1", reason="why", archived=True)
 
     await ledger.put(record)
@@ -133,7 +163,7 @@ async def test_put_inserts_a_record_that_get_returns_whole(ledger: Ledger) -> No
     assert await ledger.get(SCHOOL, "contact", "1001") is None
 
 
-async def test_put_replaces_every_field_of_the_same_record(ledger: Ledger) -> None:
+async def test_put_replaces_every_field_of_the_same_record(ledger: LedgerPort) -> None:
     await ledger.put(a_record(related_id="S1", person_key="P1", reason="first"))
     replacement = SyncRecord(
         school=SCHOOL, kind="student", isams_id="1001", status=Status.SKIPPED, reason="second"
@@ -145,7 +175,7 @@ async def test_put_replaces_every_field_of_the_same_record(ledger: Ledger) -> No
     assert len(await ledger.records(SCHOOL)) == 1
 
 
-async def test_records_are_a_schools_optionally_of_one_kind(ledger: Ledger) -> None:
+async def test_records_are_a_schools_optionally_of_one_kind(ledger: LedgerPort) -> None:
     mine = [a_record("1"), a_record("2"), contact("c1", "1", "p1")]
     for record in [*mine, a_record("3", school="other-school")]:
         await ledger.put(record)
@@ -159,7 +189,7 @@ async def test_records_are_a_schools_optionally_of_one_kind(ledger: Ledger) -> N
     assert await ledger.records("nobody") == []
 
 
-async def test_related_finds_a_students_contacts(ledger: Ledger) -> None:
+async def test_related_finds_a_students_contacts(ledger: LedgerPort) -> None:
     for record in [
         contact("c1", student="S1", person="P1"),
         contact("c2", student="S1", person="P2"),
@@ -175,7 +205,7 @@ async def test_related_finds_a_students_contacts(ledger: Ledger) -> None:
     assert await ledger.related("other-school", "contact", "S1") == []
 
 
-async def test_of_person_finds_a_persons_contact_rows(ledger: Ledger) -> None:
+async def test_of_person_finds_a_persons_contact_rows(ledger: LedgerPort) -> None:
     for record in [
         contact("c1", student="S1", person="P1"),
         contact("c2", student="S1", person="P2"),
@@ -189,7 +219,7 @@ async def test_of_person_finds_a_persons_contact_rows(ledger: Ledger) -> None:
     assert await ledger.of_person(SCHOOL, "parent", "P1") == []
 
 
-async def test_status_counts_count_by_kind_and_status(ledger: Ledger) -> None:
+async def test_status_counts_count_by_kind_and_status(ledger: LedgerPort) -> None:
     for record in [
         a_record("1"),
         a_record("2"),
@@ -208,7 +238,7 @@ async def test_status_counts_count_by_kind_and_status(ledger: Ledger) -> None:
 # --- what the database hands back -----------------------------------------------------------
 
 
-async def test_json_fields_round_trip(ledger: Ledger) -> None:
+async def test_json_fields_round_trip(ledger: LedgerPort) -> None:
     pushed = {
         "first_name": "Zoë 李",
         "nationalities": ["GB", "FR"],
@@ -232,7 +262,37 @@ async def test_json_fields_round_trip(ledger: Ledger) -> None:
     assert (emptied.pushed, emptied.warnings) == ({}, ())
 
 
-async def test_datetimes_come_back_as_the_same_instant_in_utc(ledger: Ledger) -> None:
+async def test_source_state_round_trips_record_link_and_access(ledger: LedgerPort) -> None:
+    source = SourceState(
+        record={"id": 3301, "personGuid": "AB-12", "deceased": False, "names": ["Zoë", ""]},
+        link=LinkState("Stepmother", linked=False),
+        access=False,
+    )
+
+    await ledger.put(a_record(source=source))
+    found = await ledger.get(SCHOOL, "student", "1001")
+
+    assert found is not None
+    assert found.source == source
+    await ledger.put(a_record(source=SourceState()))
+    cleared = await ledger.get(SCHOOL, "student", "1001")
+    assert cleared is not None
+    assert cleared.source == SourceState()
+
+
+async def test_a_row_handed_back_is_a_copy_not_the_stored_row(ledger: LedgerPort) -> None:
+    await ledger.put(a_record(pushed={"first_name": "Zoë"}))
+    found = await ledger.get(SCHOOL, "student", "1001")
+    assert found is not None
+
+    found.pushed["first_name"] = "changed by the caller"
+
+    again = await ledger.get(SCHOOL, "student", "1001")
+    assert again is not None
+    assert again.pushed == {"first_name": "Zoë"}
+
+
+async def test_datetimes_come_back_as_the_same_instant_in_utc(ledger: LedgerPort) -> None:
     paris = timezone(timedelta(hours=2))
     applied = datetime(2026, 11, 28, 12, 0, 1, 123_456, tzinfo=paris)
     naive = datetime(2026, 11, 28, 10, 0, 0, 654_321)  # taken as UTC
@@ -247,7 +307,7 @@ async def test_datetimes_come_back_as_the_same_instant_in_utc(ledger: Ledger) ->
     assert found.last_received_at.utcoffset() == timedelta(0)
 
 
-async def test_ping_answers_true_while_the_database_answers(ledger: Ledger) -> None:
+async def test_ping_answers_true_while_the_database_answers(ledger: LedgerPort) -> None:
     assert await ledger.ping() is True
 
 
