@@ -24,6 +24,7 @@ from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import ManagebacClient, RetryPolicy
+from consumers.blocks import SchoolBlocks
 from consumers.ports import LedgerPort, PublisherPort
 from consumers.settings import School, SchoolsFile, Settings, Topics, load_schools
 from consumers.sync.context import SchoolPorts
@@ -61,7 +62,11 @@ class Services:
     def sync_service(self) -> SyncService:
         """Return the one SyncService over every school's ports and the ledger."""
         if self._sync is None:
-            self._sync = SyncService(self.school_ports, self.ledger)
+            managebac = {school: ports.managebac for school, ports in self.school_ports.items()}
+            blocks = SchoolBlocks(
+                self.ledger, managebac, recheck=self.settings.token_recheck_seconds
+            )
+            self._sync = SyncService(self.school_ports, self.ledger, blocks)
         return self._sync
 
     def ports_of(self, school_id: str) -> SchoolPorts | None:

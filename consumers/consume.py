@@ -56,6 +56,10 @@ async def run_worker(
         health_task = asyncio.create_task(server.serve())
         try:
             if await _retry_until_stopped("ledger", services.ledger.create_schema, stopping):
+                service = services.sync_service()
+                # At start-up each school's token rights are read: one that lacks some is
+                # blocked (its changes wait, the reason named) before its first change.
+                await _bounded(service.blocks.check_all(services.school_ports), 30.0)
                 runner = ChangeRunner(
                     RunnerConfig(
                         bootstrap=kafka,
@@ -64,8 +68,9 @@ async def run_worker(
                         retry=RetrySchedule(settings.retry_delays)
                         if settings.retry_delays
                         else RetrySchedule(),
+                        blocked_delay=settings.token_recheck_seconds / 2,
                     ),
-                    services.sync_service().process,
+                    service.process,
                     on_result=record_result,
                 )
                 runners.append(runner)
@@ -84,6 +89,7 @@ async def run_worker(
 
                 await _retry_until_stopped("kafka", consume, stopping)
         finally:
+            await services.sync_service().blocks.stop()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await health_task
@@ -111,6 +117,15 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+async def _bounded(work: Awaitable[None], seconds: float) -> None:
+    """Run start-up work that must not hold the process up for long (it is retried later)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await work
+    except TimeoutError:
+        log.warning("start-up check took too long; going on", extra={"in_s": seconds})
 
 
 async def _retry_until_stopped(

@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     UNARCHIVED = "unarchived"
     SKIPPED = "skipped"
     STALE = "stale"
+    WAITING = "waiting"  # the school is blocked: parked until its token works again
     DEAD_LETTERED = "dead_lettered"
 
 
@@ -40,3 +41,13 @@ class PermanentFailureError(Exception):
 
 class TransientFailureError(Exception):
     """A dependency is down or overloaded: try the same change again later."""
+
+
+class SchoolBlockedError(Exception):
+    """The school's ManageBac+ token is refused or lacks a right: the change waits (parked,
+    its attempts not counted) until the token works; it is never dead-lettered for it."""
+
+    def __init__(self, school: str, reason: str) -> None:
+        super().__init__(f"school {school} blocked: {reason}")
+        self.school = school
+        self.reason = reason

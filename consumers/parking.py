@@ -65,11 +65,13 @@ class Parking:
         topics: Topics,
         schedule: RetrySchedule,
         give_up: Callable[[Origin], bool],
+        blocked_delay: float = 15.0,
     ) -> None:
         self._producer = producer
         self._topics = topics
         self._schedule = schedule
         self._give_up = give_up
+        self._blocked_delay = blocked_delay
 
     async def retry_later(
         self, origin: Origin, change: QueuedChange, error: str, attempts: int
@@ -87,6 +89,18 @@ class Parking:
             extra={"key": origin.key_text, "attempt": attempts, "in_s": delay, "error": error},
         )
         return False
+
+    async def wait_for_school(self, origin: Origin, change: QueuedChange, reason: str) -> None:
+        """Park a change of a blocked school for a short while, its attempts not counted: it
+        waits for the school's token as long as that takes, never the DLQ. The token is
+        checked every `token_recheck_seconds`; the change looks again after half of it, so
+        it flows well within 2 minutes of the token working (consumers/blocks.py)."""
+        headers = retry_headers(time.time() + self._blocked_delay, change.attempts, reason)
+        await self._send(self._topics.retry, origin, change.to_bytes(), headers)
+        log.warning(
+            "change waits for its school's token",
+            extra={"key": origin.key_text, "in_s": self._blocked_delay},
+        )
 
     async def dead_letter(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from consumers.domain.records import SyncRecord
@@ -87,7 +88,18 @@ class ManagebacRejectedError(ManagebacError):
 
 
 class ManagebacUnavailableError(ManagebacError):
-    """ManageBac+ kept failing (5xx, timeouts, connection errors) after bounded retries."""
+    """ManageBac+ kept failing (5xx, timeouts, connection errors, odd answers such as an HTML
+    maintenance page or a redirect) after bounded retries."""
+
+
+class ManagebacBlockedError(ManagebacError):
+    """ManageBac+ refused the school's token (401) or a right it needs (403): every change
+    of the school that needs it waits until the token works again; none is dead-lettered."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -120,8 +132,13 @@ class ManagebacPort(Protocol):
         """Restore an archived user."""
         ...
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
-        """Link a parent to a student; an existing link gets the relationship written."""
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
+    ) -> None:
+        """Link a parent to a student, or write the relationship of an existing link.
+
+        `fresh`: the parent was created just now, so no link can exist yet (one request).
+        """
         ...
 
     async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:
@@ -138,6 +155,22 @@ class ManagebacPort(Protocol):
 
     async def find_by_email(self, resource: Resource, email: str) -> RemoteUser | None:
         """Find a parent or teacher by exact e-mail, ignoring case."""
+        ...
+
+    async def permissions(self) -> frozenset[str]:
+        """Return the rights of the school's token (`GET /v2/auth/permissions`)."""
+        ...
+
+    def users(self, resource: Resource) -> AsyncIterator[RemoteUser]:
+        """Yield every user of `resource`, archived ones too, page by page."""
+        ...
+
+    async def children(self, parent_id: int) -> dict[int, str | None]:
+        """Return a parent's links: child (student) id to relationship."""
+        ...
+
+    async def year_groups(self, modified_since: datetime | None = None) -> list[Record]:
+        """Return the year groups (cohorts), active and archived, changed since a time."""
         ...
 
 

@@ -32,7 +32,13 @@ from consumers.adapters.kafka.dlq import not_before
 from consumers.adapters.kafka.producer import Producer
 from consumers.events import QueuedChange
 from consumers.offsets import OffsetTracker
-from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
+from consumers.outcomes import (
+    Outcome,
+    PermanentFailureError,
+    Result,
+    SchoolBlockedError,
+    TransientFailureError,
+)
 from consumers.parking import Origin, Parking, RetrySchedule
 from consumers.settings import Topics
 
@@ -62,6 +68,7 @@ class RunnerConfig:
     commit_interval: float = 1.0
     drain_timeout: float = 30.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
+    blocked_delay: float = 15.0  # a blocked school's change waits this long between looks
 
 
 class ChangeRunner:
@@ -116,7 +123,9 @@ class ChangeRunner:
             [config.topics.changes, config.topics.retry], listener=_CommitOnRevoke(self)
         )
         await producer.start()
-        self._parking = Parking(producer, config.topics, config.retry, self._gone)
+        self._parking = Parking(
+            producer, config.topics, config.retry, self._gone, config.blocked_delay
+        )
         try:
             await consumer.start()
             self._consumer = consumer
@@ -216,6 +225,11 @@ class ChangeRunner:
             return
         except TransientFailureError as exc:
             await self._park(origin, change, str(exc), attempts)
+            return
+        except SchoolBlockedError as exc:
+            assert self._parking is not None
+            await self._parking.wait_for_school(origin, change, exc.reason)
+            self._report(change, Result(Outcome.WAITING, reason=exc.reason))
             return
         except Exception as exc:
             # A bug or an unforeseen failure (the ledger, say) is retried like a transient

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(default=6, ge=1, le=1000)
     kafka_replication_factor: int = Field(default=1, ge=-1, le=10)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # How often a blocked school's ManageBac+ token is checked again (docs/design.md §4: at
+    # least every 30 s); its waiting changes look again after half of it.
+    token_recheck_seconds: float = Field(default=30.0, gt=0, le=30)
     # Waits (s) before each retry of a parked change, then the DLQ; unset = the runner's
     # own schedule. Comma-separated in the environment: SYNC_RETRY_DELAYS=2,10,30.
     retry_delays: Annotated[tuple[float, ...] | None, NoDecode] = None

@@ -17,7 +17,7 @@ from app.problems import ProblemError, problem_responses
 from consumers.adapters.kafka.dlq import DeadLetter, DeadLetterFilter
 from consumers.capture.backfill import run_backfill
 from consumers.ops.dlq import list_letters, replay_letters
-from consumers.ops.explain import describe
+from consumers.ops.explain import describe, school_block
 
 # The kinds `explain` answers for: the three event kinds and the parent behind a person's
 # contacts (keyed by person). The CLI accepts the same (consumers.ops.explain.EXPLAINABLE_KINDS).
@@ -38,6 +38,7 @@ class RecordExplanation(BaseModel):
     warnings: list[str] = []
     last_received_at: datetime | None = None
     last_applied_at: datetime | None = None
+    school_blocked: str | None = None
     explanation: str
 
 
@@ -63,11 +64,20 @@ async def explain_record(
     isams_id: Annotated[str, Path(min_length=1, max_length=64)],
 ) -> RecordExplanation:
     _known_school(admin, school_id)
-    record = await admin.services.ledger.get(school_id, kind, isams_id)
+    ledger = admin.services.ledger
+    record = await ledger.get(school_id, kind, isams_id)
+    blocked = await school_block(ledger, school_id)
     text = describe(record, kind, isams_id)
+    if blocked is not None:
+        text += f"\n  school blocked: {blocked}"
     if record is None:
         return RecordExplanation(
-            school=school_id, kind=kind, isams_id=isams_id, status="not_seen", explanation=text
+            school=school_id,
+            kind=kind,
+            isams_id=isams_id,
+            status="not_seen",
+            school_blocked=blocked,
+            explanation=text,
         )
     return RecordExplanation(
         school=school_id,
@@ -79,6 +89,7 @@ async def explain_record(
         warnings=list(record.warnings),
         last_received_at=record.last_received_at,
         last_applied_at=record.last_applied_at,
+        school_blocked=blocked,
         explanation=text,
     )
 

@@ -6,28 +6,30 @@ Returns plain domain values (ids, field dicts), never `httpx.Response`.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import stamina
-from aiolimiter import AsyncLimiter
 
+from consumers.adapters.budget import RequestBudget
 from consumers.ports import (
+    ManagebacBlockedError,
     ManagebacRejectedError,
     ManagebacUnavailableError,
+    Record,
     RemoteUser,
     Resource,
 )
 
 _SINGULAR: dict[Resource, str] = {"students": "student", "parents": "parent", "teachers": "teacher"}
 _MAX_429_WAIT = 60.0
+PAGE_SIZE = 50  # Faria asks integrations for pages of about 50 (managebac-notes.md)
 
 
 class _TransientError(Exception):
@@ -77,37 +79,76 @@ class _RateLimitHold:
         return now + wait <= self._deadline
 
 
-def _retry_wait(response: httpx.Response, cap: float) -> float:
-    """Read how long a 429 asks us to wait: Retry-After, else X-RateLimit-Reset (epoch)."""
-    retry_after = _seconds_from_retry_after(response.headers.get("retry-after", ""))
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), cap)
-    reset = response.headers.get("x-ratelimit-reset")
-    if reset is not None:
-        try:
-            return min(max(float(reset) - time.time(), 0.0), cap)
-        except ValueError:
-            pass
-    return min(1.0, cap)
+def _retry_wait(response: httpx.Response, cap: float, now: float | None = None) -> float:
+    """Read how long a 429 asks us to wait, in seconds (at most `cap`).
+
+    `Retry-After` (seconds or an HTTP-date, RFC 9110 §10.2.3) when it is there (ManageBac+
+    does not document it); else `X-RateLimit-Reset`, "the exact time (in UTC)" a retry will
+    succeed, in whichever form it comes: epoch seconds, an HTTP-date or ISO 8601 (UTC when
+    it has no offset). A small number there is read as seconds to wait. Else 1 s.
+    """
+    clock = time.time() if now is None else now
+    wait = _seconds_from_retry_after(response.headers.get("retry-after", ""), clock)
+    if wait is None:
+        wait = _seconds_until_reset(response.headers.get("x-ratelimit-reset", ""), clock)
+    return min(max(wait if wait is not None else 1.0, 0.0), cap)
 
 
-def _seconds_from_retry_after(value: str) -> float | None:
-    """Retry-After holds seconds or an HTTP-date (RFC 9110 §10.2.3); None if neither."""
+def _seconds_from_retry_after(value: str, now: float) -> float | None:
+    """Retry-After holds seconds or an HTTP-date; None if neither."""
     try:
         return float(value)
     except ValueError:
+        return _seconds_until(_http_date(value), now)
+
+
+_EPOCH_FLOOR = 1_000_000_000  # 2001-09-09: below it a number is a delay, not a time
+
+
+def _seconds_until_reset(value: str, now: float) -> float | None:
+    """X-RateLimit-Reset as epoch seconds (or a delay), an HTTP-date, or ISO 8601."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
         pass
+    else:
+        return number - now if number >= _EPOCH_FLOOR else number
+    return _seconds_until(_http_date(text) or _iso_moment(text), now)
+
+
+def _http_date(value: str) -> datetime | None:
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # "-0000": UTC, source unknown
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() - time.time()
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC
+
+
+def _iso_moment(value: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _seconds_until(when: datetime | None, now: float) -> float | None:
+    return None if when is None else when.timestamp() - now
 
 
 class ManagebacClient:
-    """Talk to one school's ManageBac+ API (the `ManagebacPort` adapter)."""
+    """Talk to one school's ManageBac+ API (the `ManagebacPort` adapter).
+
+    Every request waits for the school's `RequestBudget` (its share of the school's
+    requests per second, live before bulk); a 429 pauses the school's budget as long as
+    ManageBac+ asks. Answers are translated here: 401/403 → `ManagebacBlockedError` (the
+    school waits for a working token), 5xx/409/timeouts and odd answers (a redirect, an HTML
+    page with a 2xx) → retried, then `ManagebacUnavailableError`, other 4xx →
+    `ManagebacRejectedError` with ManageBac+'s body.
+    """
 
     def __init__(
         self,
@@ -116,13 +157,13 @@ class ManagebacClient:
         token: str,
         max_requests_per_second: float,
         retry: RetryPolicy | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._headers = {"auth-token": token, "accept": "application/json"}
-        self._limiter = AsyncLimiter(max_requests_per_second, 1.0)
+        self.budget = budget or RequestBudget(max_requests_per_second)
         self._retry = retry or RetryPolicy()
-        self._paused_until = 0.0  # monotonic; a 429 holds back every call of this client
 
     async def create(self, resource: Resource, fields: Mapping[str, Any]) -> RemoteUser:
         """Create a user and return it as ManageBac+ stored it."""
@@ -143,8 +184,22 @@ class ManagebacClient:
         """Restore an archived user."""
         await self._call("PUT", f"/v2/{resource}/{user_id}/unarchive", {})
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
-        """Link a parent to a student; an existing link gets the relationship written."""
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
+    ) -> None:
+        """Link a parent to a student, or write the relationship of an existing link.
+
+        ManageBac+'s answer to re-posting an existing link is not documented, so the link
+        is written with `PUT …/children/{id}` and posted only when that says 404 (notes).
+        A parent created just now (`fresh`) has no link yet: posted at once, one request.
+        """
+        if not fresh:
+            try:
+                await self.relink_child(parent_id, child_id, relationship)
+                return
+            except ManagebacRejectedError as exc:
+                if exc.status != 404:
+                    raise
         try:
             await self._call(
                 "POST",
@@ -154,7 +209,7 @@ class ManagebacClient:
         except ManagebacRejectedError as exc:
             if not exc.already_taken:
                 raise
-            await self.relink_child(parent_id, child_id, relationship)  # "already linked"
+            await self.relink_child(parent_id, child_id, relationship)  # linked after all
 
     async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:
         """Change the relationship of an existing parent-child link."""
@@ -180,25 +235,67 @@ class ManagebacClient:
         """Find a parent or teacher by exact e-mail, ignoring case."""
         return await self._find(resource, "email", email, case_sensitive=False)
 
+    async def permissions(self) -> frozenset[str]:
+        """Return the rights of the school's token (`GET /v2/auth/permissions`)."""
+        body = await self._call("GET", "/v2/auth/permissions", None)
+        rights = body.get("permissions")
+        return (
+            frozenset(str(right) for right in rights) if isinstance(rights, list) else frozenset()
+        )
+
+    async def users(self, resource: Resource) -> AsyncIterator[RemoteUser]:
+        """Yield every user of `resource`, archived ones too, page by page."""
+        for archived in ("false", "true"):
+            async for item in self._pages(f"/v2/{resource}", resource, {"archived": archived}):
+                yield _user(item)
+
+    async def children(self, parent_id: int) -> dict[int, str | None]:
+        """Return a parent's links: child (student) id to relationship."""
+        found: dict[int, str | None] = {}
+        async for item in self._pages(f"/v2/parents/{parent_id}/children", "children", {}):
+            relationship = item.get("relationship")
+            found[int(item["id"])] = relationship if isinstance(relationship, str) else None
+        return found
+
+    async def year_groups(self, modified_since: datetime | None = None) -> list[Record]:
+        """Return the year groups (cohorts), active and archived, changed since a time."""
+        groups: list[Record] = []
+        for archived in ("false", "true"):
+            params: dict[str, Any] = {"archived": archived}
+            if modified_since is not None:
+                params["modified_since"] = modified_since.astimezone(UTC).isoformat()
+            async for item in self._pages("/v2/year-groups", "year_groups", params):
+                groups.append(dict(item))
+        return groups
+
+    async def _pages(
+        self, path: str, collection: str, params: Mapping[str, Any]
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Yield a list's items, `PAGE_SIZE` at a time (Faria asks for pages of about 50)."""
+        page = 1
+        while True:
+            body = await self._call(
+                "GET", path, None, params={**params, "page": page, "per_page": PAGE_SIZE}
+            )
+            for item in body.get(collection, []):
+                if isinstance(item, Mapping):
+                    yield item
+            meta = body.get("meta") or {}
+            if page >= int(meta.get("total_pages") or 1):
+                return
+            page += 1
+
     async def _find(
         self, resource: Resource, field: str, value: str, case_sensitive: bool
     ) -> RemoteUser | None:
         wanted = value if case_sensitive else value.casefold()
-        page = 1
-        while True:
-            body = await self._call(
-                "GET", f"/v2/{resource}", None, params={"q": value, "page": page, "per_page": 200}
-            )
-            for item in body.get(resource, []):
-                found = item.get(field)
-                if isinstance(found, str) and (found if case_sensitive else found.casefold()) == (
-                    wanted
-                ):
-                    return _user(item)
-            meta = body.get("meta") or {}
-            if page >= int(meta.get("total_pages") or 1):
-                return None
-            page += 1
+        async for item in self._pages(f"/v2/{resource}", resource, {"q": value}):
+            found = item.get(field)
+            if isinstance(found, str) and (found if case_sensitive else found.casefold()) == (
+                wanted
+            ):
+                return _user(item)
+        return None
 
     async def _call(
         self,
@@ -240,13 +337,6 @@ class ManagebacClient:
                 if not hold.allows(0.0):
                     raise self._rate_limited_too_long(method, path) from None
 
-    async def _hold_back(self, method: str, path: str, hold: _RateLimitHold) -> None:
-        """Wait until the client's 429 pause is over (set by this call or a concurrent one)."""
-        while (pause := self._paused_until - time.monotonic()) > 0:
-            if not hold.allows(pause):
-                raise self._rate_limited_too_long(method, path)
-            await asyncio.sleep(pause)
-
     def _rate_limited_too_long(self, method: str, path: str) -> ManagebacUnavailableError:
         budget = self._retry.rate_limit_budget
         return ManagebacUnavailableError(
@@ -261,32 +351,55 @@ class ManagebacClient:
         params: Mapping[str, Any] | None,
         hold: _RateLimitHold,
     ) -> dict[str, Any]:
-        await self._hold_back(method, path, hold)
-        async with self._limiter:
-            await self._hold_back(method, path, hold)  # a 429 may have come while we queued
-            try:
-                response = await self._http.request(
-                    method,
-                    self._base_url + path,
-                    headers=self._headers,
-                    content=orjson.dumps(payload) if payload is not None else None,
-                    params=params,
-                )
-            except httpx.TransportError as exc:
-                raise _TransientError(f"{method} {path}: {type(exc).__name__}") from exc
+        if not hold.allows(self.budget.paused_for):  # a 429 pause longer than this call has
+            raise self._rate_limited_too_long(method, path)
+        await self.budget.acquire()
+        try:
+            response = await self._http.request(
+                method,
+                self._base_url + path,
+                headers=self._headers,
+                content=orjson.dumps(payload) if payload is not None else None,
+                params=params,
+            )
+        except httpx.TransportError as exc:
+            raise _TransientError(f"{method} {path}: {type(exc).__name__}") from exc
+        return self._answer(response, method, path)
+
+    def _answer(self, response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+        """Translate one answer: the body of a success, else the error it means."""
         status = response.status_code
         if status == 429:
             wait = _retry_wait(response, self._retry.rate_limit_wait_max)
-            self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            self.budget.pause_until(time.monotonic() + wait)
             raise _RateLimitedError(f"{method} {path}: 429 rate limited")
+        if status in (401, 403):
+            raise ManagebacBlockedError(status, _refusal(response, status))
         if status >= 500 or status == 409:  # 409: a concurrent change; the next try sees it
             raise _TransientError(f"{method} {path}: {status}")
+        if 300 <= status < 400:  # a login or maintenance page behind a redirect, never success
+            raise _TransientError(f"{method} {path}: redirected ({status})")
         if status >= 400:
             raise ManagebacRejectedError(status, response.text, method, path)
         if not response.content:
             return {}
-        decoded = orjson.loads(response.content)
+        try:
+            decoded = orjson.loads(response.content)
+        except orjson.JSONDecodeError:  # an HTML maintenance page answered with a 2xx
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise _TransientError(f"{method} {path}: {status} but not JSON ({kind})") from None
         return decoded if isinstance(decoded, dict) else {}
+
+
+def _refusal(response: httpx.Response, status: int) -> str:
+    """Say why ManageBac+ refused the token, from its body where it says (no secrets)."""
+    what = "the token was refused (401)" if status == 401 else "the token lacks a right (403)"
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return what
+    detail = body.get("reason") or body.get("error") if isinstance(body, dict) else None
+    return f"{what}: {str(detail)[:200]}" if detail else what
 
 
 def _user(item: Mapping[str, Any]) -> RemoteUser:

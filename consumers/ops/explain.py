@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from consumers.blocks import MANAGEBAC, SCHOOL_KIND
 from consumers.domain.records import Status, SyncRecord
 from consumers.ports import LedgerPort
 from consumers.settings import SchoolsFile, UnknownSchoolError
@@ -51,7 +52,15 @@ def check_explain_request(schools: SchoolsFile, school: str, kind: str) -> None:
         )
 
 
+async def school_block(ledger: LedgerPort, school: str) -> str | None:
+    """Return why the school's changes wait now (its ManageBac+ token), or None."""
+    row = await ledger.get(school, SCHOOL_KIND, MANAGEBAC)
+    return row.reason if row is not None and row.status is Status.FAILED else None
+
+
 async def explain_record(ledger: LedgerPort, school: str, kind: str, isams_id: str) -> str:
-    """Look the record up in the ledger and describe it."""
+    """Look the record up in the ledger and describe it, with the school's block if any."""
     await ledger.create_schema()
-    return describe(await ledger.get(school, kind, isams_id), kind, isams_id)
+    text = describe(await ledger.get(school, kind, isams_id), kind, isams_id)
+    blocked = await school_block(ledger, school)
+    return text if blocked is None else f"{text}\n  school blocked: {blocked}"

@@ -221,13 +221,13 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
             parent_base.managebac_id,
             client,
             partial(by_email, "parents", client),
-            match_first=True,
         )
         parent_after = applied(
             parent_base, plan, managebac_id, outcome, received_at, archive_reason=PARENT_ARCHIVED
         )
         result = Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
     await ledger.put(parent_after)
+    created = result.outcome is Outcome.CREATED  # a new parent has no link yet
     for row in rows:
         contact = contacts.get(row.isams_id)
         await _sync_link(
@@ -238,6 +238,7 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
             students.get(row.related_id or ""),
             rules,
             received_at,
+            parent_created=created,
         )
     return result
 
@@ -250,6 +251,8 @@ async def _sync_link(
     student: SyncRecord | None,
     rules: ParentRules,
     received_at: datetime,
+    *,
+    parent_created: bool,
 ) -> None:
     """Link, relink or unlink one contact's parent and student; record where it stands."""
     ends = LinkEnds(
@@ -269,7 +272,9 @@ async def _sync_link(
     client, action = context.ports.managebac, decision.action
     if ends.parent_id is not None and ends.student_id is not None:
         if isinstance(action, Link):
-            await client.link_child(ends.parent_id, ends.student_id, action.relationship)
+            await client.link_child(
+                ends.parent_id, ends.student_id, action.relationship, fresh=parent_created
+            )
         elif isinstance(action, Relink):
             await client.relink_child(ends.parent_id, ends.student_id, action.relationship)
         elif isinstance(action, Unlink):

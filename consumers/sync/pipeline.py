@@ -68,8 +68,6 @@ class KindSteps(Generic[R]):
     plan: Callable[[Planning[R]], Plan]
     find_existing: Callable[[ManagebacPort, Create], Awaitable[RemoteUser | None]]
     archive_reason: Callable[[QueuedChange, R | None], str]
-    match_first: bool
-    """Look for an existing user before creating (matched by e-mail), else adopt on 422."""
     remember: Callable[[QueuedChange, SourceState], SourceState] = field(default=_keep)
 
 
@@ -118,7 +116,7 @@ async def sync_record(steps: KindSteps[R], change: QueuedChange, context: SyncCo
         return await steps.find_existing(client, write)
 
     managebac_id, outcome = await apply_writes(
-        plan, steps.resource, base.managebac_id, client, find, steps.match_first
+        plan, steps.resource, base.managebac_id, client, find
     )
     await ledger.put(
         applied(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from consumers.blocks import SchoolBlocks
 from consumers.events import QueuedChange
-from consumers.outcomes import PermanentFailureError, Result
-from consumers.ports import LedgerPort
+from consumers.outcomes import PermanentFailureError, Result, SchoolBlockedError
+from consumers.ports import LedgerPort, ManagebacBlockedError
 from consumers.sync.context import KeyedLocks, SchoolPorts, SyncContext
 from consumers.sync.parents import sync_contact
 from consumers.sync.students import sync_student
@@ -22,23 +23,41 @@ __all__ = ["SchoolPorts", "SyncService"]
 class SyncService:
     """Turn each queued change into ManageBac+ writes and ledger rows."""
 
-    def __init__(self, schools: Mapping[str, SchoolPorts], ledger: LedgerPort) -> None:
+    def __init__(
+        self,
+        schools: Mapping[str, SchoolPorts],
+        ledger: LedgerPort,
+        blocks: SchoolBlocks | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.blocks = blocks or SchoolBlocks(
+            ledger, {school: ports.managebac for school, ports in schools.items()}
+        )
         locks = KeyedLocks()  # shared by every school: keys carry the school id
         self._contexts = {
             school: SyncContext(ports, ledger, locks) for school, ports in schools.items()
         }
 
     async def process(self, change: QueuedChange) -> Result:
-        """Apply one change; raise PermanentFailureError or TransientFailureError on failure."""
+        """Apply one change; raise PermanentFailureError, TransientFailureError or
+        SchoolBlockedError (the school's token is refused: the change waits) on failure."""
         context = self._contexts.get(change.school)
         if context is None:
             raise PermanentFailureError(
                 "unknown-school", f"school {change.school!r} is not in the schools file"
             )
         kind = change.event.kind
-        if kind == "student":
-            return await sync_student(change, context)
-        if kind == "contact":
-            return await sync_contact(change, context)
-        return await sync_staff(change, context)
+        reason = self.blocks.reason(change.school, kind)
+        if reason is not None:
+            raise SchoolBlockedError(change.school, reason)
+        try:
+            if kind == "student":
+                return await sync_student(change, context)
+            if kind == "contact":
+                return await sync_contact(change, context)
+            return await sync_staff(change, context)
+        except ManagebacBlockedError as exc:
+            await self.blocks.refused(change.school, exc)
+            raise SchoolBlockedError(
+                change.school, self.blocks.reason(change.school, kind) or exc.reason
+            ) from exc

@@ -62,7 +62,6 @@ STUDENT_STEPS: KindSteps[IsamsStudent] = KindSteps(
     plan=_plan,
     find_existing=_same_student_id,
     archive_reason=_archive_reason,
-    match_first=False,  # create first, adopt on "taken": one request in the common case
 )
 
 

@@ -65,7 +65,6 @@ TEACHER_STEPS: KindSteps[IsamsEmployee] = KindSteps(
     plan=_plan,
     find_existing=partial(by_email, "teachers"),
     archive_reason=_archive_reason,
-    match_first=True,
     remember=_remember_access,
 )
 

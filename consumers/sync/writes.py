@@ -59,20 +59,17 @@ async def apply_writes(
     managebac_id: int | None,
     client: ManagebacPort,
     find_existing: FindExisting,
-    match_first: bool,
 ) -> tuple[int | None, Outcome]:
     """Make the plan's writes in order; return the ManageBac+ id and what happened.
 
-    `match_first`: look for an existing user before creating (parents and teachers, matched
-    by e-mail); otherwise create and adopt only when ManageBac+ says "already taken"
-    (students: one request in the common case).
+    A create is one request: the user is created, and only when ManageBac+ says "already
+    taken" is the existing one found (`find_existing`: by student_id or e-mail) and adopted.
+    An update sends only the changed fields; a plan with nothing to change sends nothing.
     """
     outcome = Outcome.UNCHANGED
     for write in plan.writes:
         if isinstance(write, Create):
-            user, adopted = await _create_or_adopt(
-                write, resource, client, find_existing, match_first
-            )
+            user, adopted = await _create_or_adopt(write, resource, client, find_existing)
             managebac_id = user.id
             outcome = Outcome.ADOPTED if adopted else Outcome.CREATED
             continue
@@ -95,22 +92,28 @@ async def _create_or_adopt(
     resource: Resource,
     client: ManagebacPort,
     find_existing: FindExisting,
-    match_first: bool,
 ) -> tuple[RemoteUser, bool]:
-    """Create the user, or adopt the one ManageBac+ already has: never a duplicate."""
-    existing = await find_existing(write) if match_first else None
-    if existing is None:
-        try:
-            return await client.create(resource, write.body()), False
-        except ManagebacRejectedError as exc:
-            if not exc.already_taken:
-                raise
-            existing = await find_existing(write)
-            if existing is None:
-                raise  # taken by a different user: a real conflict for a person to resolve
+    """Create the user, or adopt the one ManageBac+ already has: never a duplicate.
+
+    An adopted user gets only the fields where ManageBac+ differs from iSAMS.
+    """
+    try:
+        return await client.create(resource, write.body()), False
+    except ManagebacRejectedError as exc:
+        if not exc.already_taken:
+            raise
+        existing = await find_existing(write)
+        if existing is None:
+            raise  # taken by a different user: a real conflict for a person to resolve
     if existing.archived:
         await client.unarchive(resource, existing.id)
-    await client.update(resource, existing.id, write.adopt().changes)
+    changes = {
+        name: value
+        for name, value in write.adopt().changes.items()
+        if existing.fields.get(name) != value
+    }
+    if changes:
+        await client.update(resource, existing.id, changes)
     return existing, True
 
 

@@ -100,7 +100,12 @@ async def _consumer(
 ) -> AsyncIterator[None]:
     async with open_services(settings, schools, retry=RetryPolicy(attempts=2)) as services:
         runner = ChangeRunner(
-            RunnerConfig(settings.kafka_bootstrap, settings.consumer_group, settings.topics),
+            RunnerConfig(
+                settings.kafka_bootstrap,
+                settings.consumer_group,
+                settings.topics,
+                blocked_delay=settings.token_recheck_seconds / 2,
+            ),
             services.sync_service().process,
             on_result=lambda _change, result: results.append(result),
         )
@@ -138,6 +143,7 @@ async def open_stack(
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
             schools_file=tmp_path / "unused.yaml",
             admin_token=ADMIN_TOKEN,
+            token_recheck_seconds=1.0,  # a blocked school is checked again every second
         )
         results: list[Result] = []
         async with (

@@ -16,8 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.adapters.managebac import ManagebacClient, RetryPolicy
-from consumers.ports import ManagebacRejectedError, ManagebacUnavailableError, RemoteUser
+from consumers.adapters.managebac import ManagebacClient, RetryPolicy, _retry_wait
+from consumers.ports import (
+    ManagebacBlockedError,
+    ManagebacRejectedError,
+    ManagebacUnavailableError,
+    RemoteUser,
+)
 from sim.managebac import SimConfig, create_app
 from sim.serving import serve_app
 
@@ -65,6 +70,46 @@ async def test_a_429_waits_as_retry_after_says_then_succeeds(
     assert seen[0].headers["auth-token"] == "token"
 
 
+NOW = 1_764_844_800.0  # 2025-12-04T10:40:00Z
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"x-ratelimit-reset": f"{NOW + 7:.0f}"}, 7.0),
+        ({"x-ratelimit-reset": "Thu, 04 Dec 2025 10:40:09 GMT"}, 9.0),
+        ({"x-ratelimit-reset": "2025-12-04T10:40:05Z"}, 5.0),
+        ({"x-ratelimit-reset": "2025-12-04T10:40:06+00:00"}, 6.0),
+        ({"x-ratelimit-reset": "2025-12-04T11:40:04+01:00"}, 4.0),
+        ({"x-ratelimit-reset": "2025-12-04T10:40:03"}, 3.0),  # no offset: UTC
+        ({"x-ratelimit-reset": "2"}, 2.0),  # a small number: seconds to wait
+        ({"x-ratelimit-reset": f"{NOW + 7:.0f}", "retry-after": "4"}, 4.0),
+        ({"x-ratelimit-reset": "2025-12-04T10:39:00Z"}, 0.0),  # past: at once
+        ({"x-ratelimit-reset": "soon"}, 1.0),
+        ({}, 1.0),
+        ({"x-ratelimit-reset": f"{NOW + 600:.0f}"}, 60.0),  # cut to the longest wait
+    ],
+    ids=[
+        "epoch",
+        "http-date",
+        "iso-z",
+        "iso-utc-offset",
+        "iso-other-offset",
+        "iso-no-offset",
+        "delay",
+        "retry-after-wins",
+        "past",
+        "unreadable",
+        "none",
+        "capped",
+    ],
+)
+def test_the_reset_time_is_read_in_every_form(headers: dict[str, str], seconds: float) -> None:
+    assert _retry_wait(httpx.Response(429, headers=headers), 60.0, now=NOW) == pytest.approx(
+        seconds
+    )
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 409])
 async def test_server_errors_and_conflicts_are_retried_then_reported_unavailable(
     status: int,
@@ -75,7 +120,7 @@ async def test_server_errors_and_conflicts_are_retried_then_reported_unavailable
     assert len(seen) == FAST.attempts
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 404, 422])
 async def test_other_client_errors_are_refused_at_once_with_the_body(status: int) -> None:
     client, seen = client_answering(httpx.Response(status, text='{"errors":{"email":["x"]}}'))
     with pytest.raises(ManagebacRejectedError) as refused:
@@ -85,16 +130,85 @@ async def test_other_client_errors_are_refused_at_once_with_the_body(status: int
     assert '"email"' in refused.value.body
 
 
-async def test_an_existing_link_counts_as_linked_and_gets_the_relationship() -> None:
-    client, seen = client_answering(
-        httpx.Response(422, json={"errors": {"child": ["has already been taken"]}}),
-        httpx.Response(200, json={"child": {"id": 2, "relationship": "Mother"}}),
-    )
-    await client.link_child(7, 2, "Mother")
-    assert [(r.method, r.url.path) for r in seen] == [
-        ("POST", "/v2/parents/7/children"),
-        ("PUT", "/v2/parents/7/children/2"),
-    ]
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (401, {"error": "Access Denied"}, "the token was refused (401): Access Denied"),
+        (
+            403,
+            {"error": "Forbidden", "reason": "This token has no permission for teachers/create"},
+            "the token lacks a right (403): This token has no permission for teachers/create",
+        ),
+        (403, None, "the token lacks a right (403)"),
+    ],
+)
+async def test_a_refused_token_blocks_at_once_with_the_reason(
+    status: int, body: dict[str, str] | None, reason: str
+) -> None:
+    answer = httpx.Response(status, json=body) if body else httpx.Response(status, text="<html>")
+    client, seen = client_answering(answer)
+    with pytest.raises(ManagebacBlockedError) as blocked:
+        await client.update("students", 1, {"first_name": "A"})
+    assert len(seen) == 1  # not retried: only a working token helps
+    assert (blocked.value.status, blocked.value.reason) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(
+            200, text="<html>Down for maintenance</html>", headers={"content-type": "text/html"}
+        ),
+        httpx.Response(302, headers={"location": "https://mb.example/login"}),
+        httpx.Response(503, text="<html>Maintenance</html>", headers={"content-type": "text/html"}),
+    ],
+    ids=["html-200", "redirect-302", "html-503"],
+)
+async def test_a_maintenance_page_or_a_redirect_is_never_a_success(answer: httpx.Response) -> None:
+    client, seen = client_answering(answer)
+    with pytest.raises(ManagebacUnavailableError):
+        await client.update("students", 1, {"first_name": "A"})
+    assert len(seen) == FAST.attempts  # transient: retried, then reported unavailable
+
+
+@pytest.mark.parametrize(
+    ("answers", "fresh", "requests"),
+    [
+        (
+            [httpx.Response(200, json={"child": {"id": 2}})],
+            False,
+            [("PUT", "/v2/parents/7/children/2")],
+        ),
+        (
+            [
+                httpx.Response(404, json={"error": "Not Found"}),
+                httpx.Response(201, json={"child": {"id": 2}}),
+            ],
+            False,
+            [("PUT", "/v2/parents/7/children/2"), ("POST", "/v2/parents/7/children")],
+        ),
+        (
+            [httpx.Response(201, json={"child": {"id": 2}})],
+            True,
+            [("POST", "/v2/parents/7/children")],
+        ),
+        (
+            [
+                httpx.Response(422, json={"errors": {"child": ["has already been taken"]}}),
+                httpx.Response(200, json={"child": {"id": 2}}),
+            ],
+            True,
+            [("POST", "/v2/parents/7/children"), ("PUT", "/v2/parents/7/children/2")],
+        ),
+    ],
+    ids=["existing-link-one-put", "no-link-put-then-post", "new-parent-one-post", "taken-then-put"],
+)
+async def test_a_link_is_written_with_put_and_posted_only_when_missing(
+    answers: list[httpx.Response], fresh: bool, requests: list[tuple[str, str]]
+) -> None:
+    client, seen = client_answering(*answers)
+    await client.link_child(7, 2, "Mother", fresh=fresh)
+    assert [(r.method, r.url.path) for r in seen] == requests
 
 
 async def test_find_by_email_ignores_case_and_pages() -> None:
@@ -252,3 +366,21 @@ async def test_a_429_holds_back_the_other_calls_of_the_client(sim: Sim) -> None:
     assert time.monotonic() - started >= 0.5  # it waited for the first call's Retry-After
     await asyncio.wait_for(rate_limited, timeout=10)
     assert (await sim.statuses())["429"] == 1
+
+
+@pytest.mark.parametrize("reset_format", ["epoch", "http-date", "iso8601-z", "iso8601-no-offset"])
+async def test_a_429_with_only_a_reset_time_is_waited_out(reset_format: str) -> None:
+    """ManageBac+ documents `X-RateLimit-Reset` (a UTC time, format not shown), not
+    `Retry-After`: the simulator sends only the reset time, in each form."""
+    app = create_app(SimConfig(token=SIM_TOKEN))  # the simulator on the real clock
+    async with serve_app(app, lifespan="off") as url, httpx.AsyncClient(timeout=10) as http:
+        limits = {"per_client_per_second": 1, "reset_format": reset_format, "retry_after": False}
+        assert (await http.put(f"{url}/_sim/limits", json=limits)).status_code == 200
+        client = ManagebacClient(http, url, SIM_TOKEN, 1000, PATIENT)
+        first, second = await asyncio.wait_for(
+            asyncio.gather(a_student(client, 1), a_student(client, 2)), timeout=10
+        )
+        stats = (await http.get(f"{url}/_sim/stats")).json()
+    assert {first.id, second.id} and first.id != second.id
+    assert stats["statuses"].get("429", 0) >= 1  # one was refused, waited for, and went
+    assert stats["statuses"]["201"] == 2
