@@ -333,8 +333,9 @@ class FakeManagebac:
     """One school's ManageBac+: users by resource, parent-child links, and a write log.
 
     Like ManageBac+ (and the simulator, sim/managebac/store.py): one user per e-mail over
-    every kind of user, case ignored, and one student per student_id, each refused with
-    422 `{"errors": {"email": ["has already been taken"]}}`; e-mail and last_name required
+    every kind of user, case ignored, and one student per student_id, a second refused with
+    422 `{"errors": {"email": ["has already been taken"]}}` (or `student_id`); e-mail and
+    last_name required
     on create and never blanked; nulls ignored and `""` clearing on update; archiving a
     student needs a `withdrawn_on` (or `graduated_on`) date and takes them out of their year
     group, unarchiving clears the date and leaves the year group empty; an unknown id is a
@@ -519,7 +520,7 @@ class FakeManagebac:
         return [self.accounts[resource][user_id] for user_id in sorted(self.accounts[resource])]
 
     def seed(self, resource: Resource, *, archived: bool = False, **fields: Any) -> FakeUser:
-        """Add a user ManageBac+ already has (no write is logged) and return it."""
+        """Add a user ManageBac+ already has (no write is logged, nothing is checked)."""
         user = FakeUser(self._next_id, resource, archived, dict(fields))
         self._next_id += 1
         self.accounts[resource][user.id] = user
