@@ -216,6 +216,9 @@ class StaffSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+    # Where a teacher's ManageBac+ access comes from (docs/design.md §3 Teachers): `event`
+    # (the `managebacAccess` of staff events), `all_current` or `teaching_staff`.
+    access_from: Literal["event", "all_current", "teaching_staff"] = "event"
     on_access_revoked: Literal["archive", "ignore"] = "archive"
 
 

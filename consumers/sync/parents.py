@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from consumers.domain.isams import IsamsContact
+from consumers.domain.isams import IsamsContact, contact_people, second_person_id
 from consumers.domain.parents import (
     NO_PERSON,
     ParentRules,
@@ -72,7 +72,17 @@ async def sync_contact(change: QueuedChange, context: SyncContext) -> Result:
             ):
                 return STALE
             raw = await record_of(change, partial(_find_contact, context, student_id, contact_id))
-        return await _upsert_contact(context, contact_id, student_id, raw, change.received_at)
+        people: list[tuple[str, Record | None]] = [(contact_id, None)]
+        if raw is not None:
+            people = list(contact_people(contact_id, raw))
+        second = second_person_id(contact_id)
+        if second not in dict(people) and await context.ledger.get(context.school, CONTACT, second):
+            people.append((second, None))  # no longer joint, or gone: the second person goes
+        results = [
+            await _upsert_contact(context, person_id, student_id, person, change.received_at)
+            for person_id, person in people
+        ]
+        return results[0]
 
 
 async def _is_stale_contact(
@@ -109,16 +119,17 @@ async def sync_contacts_of_student(
             await reconcile_person(context, person, received_at)
         return
     seen: set[str] = set()
-    for raw in listed:
-        contact_id = str(raw.get("id", ""))
-        if not contact_id:
+    for listed_raw in listed:
+        listed_id = str(listed_raw.get("id", ""))
+        if not listed_id:
             continue
-        seen.add(contact_id)
-        row = known.get(contact_id)
-        settled = row is not None and row.status is not Status.PENDING
-        if settled and not student_moved and row is not None and row.source.record == raw:
-            continue  # nothing new for this contact's parent or link
-        await _upsert_contact(context, contact_id, student_id, raw, received_at)
+        for contact_id, raw in contact_people(listed_id, listed_raw):
+            seen.add(contact_id)
+            row = known.get(contact_id)
+            settled = row is not None and row.status is not Status.PENDING
+            if settled and not student_moved and row is not None and row.source.record == raw:
+                continue  # nothing new for this contact's parent or link
+            await _upsert_contact(context, contact_id, student_id, raw, received_at)
     for contact_id in known.keys() - seen:
         await _upsert_contact(context, contact_id, student_id, None, received_at)
 
