@@ -164,6 +164,8 @@ class Topics(BaseModel):
     changes: str
     retry: str
     dlq: str
+    bulk: str
+    """First syncs (backfill): consumed beside the live changes, with lower priority."""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -171,10 +173,11 @@ class Topics(BaseModel):
             changes=f"{prefix}isams.changes",
             retry=f"{prefix}isams.changes.retry",
             dlq=f"{prefix}isams.changes.dlq",
+            bulk=f"{prefix}isams.changes.bulk",
         )
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.changes, self.retry, self.dlq)
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.changes, self.retry, self.dlq, self.bulk)
 
 
 SchoolSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]

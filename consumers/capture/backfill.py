@@ -110,8 +110,10 @@ async def run_backfill(
         webhook_id = f"backfill-{run_id}"
         for start in range(0, len(events), BATCH):
             chunk = events[start : start + BATCH]
+            # The bulk topic: consumed beside the live changes with lower priority, so live
+            # edits keep their latency while a whole school is being synced.
             await publisher.publish(
-                topics.changes, [to_message(e, school, webhook_id, now) for e in chunk]
+                topics.bulk, [to_message(e, school, webhook_id, now) for e in chunk]
             )
             queued += len(chunk)
             if progress is not None:

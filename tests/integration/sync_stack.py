@@ -70,7 +70,7 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
-def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
+def _schools(isams_url: str, managebac_url: str, school_rps: float = 500) -> SchoolsFile:
     return SchoolsFile.model_validate(
         {
             "schools": [
@@ -85,7 +85,7 @@ def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
                     "managebac": {
                         "base_url": managebac_url,
                         "token": TOKEN,
-                        "max_requests_per_second": 500,
+                        "max_requests_per_second": school_rps,
                     },
                     "mappings": {"year_groups": YEAR_GROUPS},
                 }
@@ -108,6 +108,7 @@ async def _consumer(
             ),
             services.sync_service().process,
             on_result=lambda _change, result: results.append(result),
+            on_share=services.set_managebac_share,
         )
         task = asyncio.create_task(runner.run())
         try:
@@ -125,17 +126,24 @@ async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIt
 
 @asynccontextmanager
 async def open_stack(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, publisher: Publisher | None = None
+    kafka_bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    publisher: Publisher | None = None,
+    *,
+    students: int = 40,
+    school_rps: float = 500,
 ) -> AsyncIterator[Stack]:
-    """Run the stack; `publisher`, when given, is the ingest's (started by the caller)."""
-    school = generate_school(40, seed=11)
+    """Run the stack; `publisher`, when given, is the ingest's (started by the caller);
+    `school_rps` is the school's ManageBac+ budget (`max_requests_per_second`)."""
+    school = generate_school(students, seed=11)
     isams = create_isams_app(IsamsConfig(), school)
     managebac = create_managebac_app(ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS))
     async with (
         serve_app(isams, lifespan="off") as isams_url,
         serve_app(managebac, lifespan="off") as managebac_url,
     ):
-        schools = _schools(isams_url, managebac_url)
+        schools = _schools(isams_url, managebac_url, school_rps)
         settings = Settings(
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic_prefix=topics.changes.removesuffix("isams.changes"),
