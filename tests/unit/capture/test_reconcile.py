@@ -38,8 +38,8 @@ async def synced_school(pupils: int = PUPILS, **settings: Any) -> FakeSync:
     return sync
 
 
-async def reconcile(sync: FakeSync, **options: bool) -> ReconcileReport:
-    return await run_reconcile(sync.school.ports(), sync.ledger, **options)
+async def reconcile(sync: FakeSync, dry_run: bool = False, force: bool = False) -> ReconcileReport:
+    return await run_reconcile(sync.school.ports(), sync.ledger, dry_run=dry_run, force=force)
 
 
 async def assert_settled(sync: FakeSync) -> None:
@@ -310,9 +310,8 @@ async def test_a_dry_run_writes_nothing_and_changes_no_row_but_says_what_it_woul
 
     assert sync.managebac.writes_since(mark) == []
     assert rows(sync) == before
-    assert sync.ledger.row(RUN_KIND, report.run_id).reason.startswith(
-        f"reconcile {report.run_id} (dry run)"
-    )
+    said = sync.ledger.row(RUN_KIND, report.run_id).reason or ""
+    assert said.startswith(f"reconcile {report.run_id} (dry run): would write 4 repair(s)")
     shown = {(i.kind, i.isams_id, i.action) for i in items(report)}
     assert shown == {
         ("student", "S4", Act.UPDATE),
