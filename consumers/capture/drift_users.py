@@ -181,7 +181,7 @@ async def reconcile_students(run: RunState) -> None:
     today = run.now.date()
     find = partial(student_sync.STUDENT_STEPS.find_existing, run.ports.managebac)
     pupils = run.isams.pupils
-    gone = [row.isams_id for row in run.rows_of("student") if row.isams_id not in pupils]
+    gone = run.gone("student", pupils)
     for school_id, raw in [*pupils.items(), *((school_id, None) for school_id in gone)]:
         record = _parsed(run, "student", school_id, parse_student, raw)
         if isinstance(record, Skip):
@@ -215,7 +215,7 @@ async def reconcile_teachers(run: RunState) -> None:
     """
     rules = teacher_sync.rules_for(run.context)
     employees = run.isams.employees
-    gone = [row.isams_id for row in run.rows_of("staff") if row.isams_id not in employees]
+    gone = run.gone("staff", employees)
     for employee_id, raw in [*employees.items(), *((employee_id, None) for employee_id in gone)]:
         record = _parsed(run, "staff", employee_id, parse_employee, raw)
         if isinstance(record, Skip):

@@ -60,6 +60,7 @@ class RunState:
     decision: GuardDecision
     unexplained: frozenset[tuple[str, str]]
     now: datetime
+    only_removals: frozenset[tuple[str, str]] | None = None
     plan: RunPlan = field(default_factory=RunPlan)
     students: dict[str, End] = field(default_factory=dict)
     managed: dict[Resource, dict[int, Managed]] = field(
@@ -74,6 +75,16 @@ class RunState:
     def context(self) -> SyncContext:
         """The sync context the change path's rules are built from."""
         return SyncContext(self.ports, self.ledger)
+
+    def gone(self, kind: str, listed: Mapping[str, object]) -> list[str]:
+        """Return the ids of the ledger's records of `kind` iSAMS no longer lists (only those
+        of `only_removals` when set: a backfill deletes only the synced ones)."""
+        return [
+            row.isams_id
+            for row in self.rows_of(kind)
+            if row.isams_id not in listed
+            and (self.only_removals is None or (kind, row.isams_id) in self.only_removals)
+        ]
 
     def row(self, kind: str, isams_id: str) -> SyncRecord | None:
         """Return the ledger row as it was when the run started."""
