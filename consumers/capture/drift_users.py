@@ -83,6 +83,13 @@ async def reconcile_user(run: RunState, subject: Subject) -> End:
         note = f"already in ManageBac+ (same {subject.match_key})" if adopted else note
     if plan.skip is not None and held is None and not subject.in_scope:
         return End(None, False)  # never in ManageBac+ and not meant to be: not part of the plan
+    if plan.skip is not None and held is not None and held.archived:
+        # Archived in ManageBac+: right when the core would archive the user were it active
+        # (a leaver, a parent with no active child), so nothing to list, run after run.
+        as_active = subject.plan(PushedState(held.fields, False, held.id))
+        if any(isinstance(write, Archive) for write in as_active.writes):
+            run.plan.add(None, subject.shown)
+            return _ended(run, subject, held, None)
 
     archives = any(isinstance(write, Archive) for write in plan.writes)
     key = (subject.kind, subject.isams_id)

@@ -250,6 +250,7 @@ async def test_the_guard_holds_removals_when_half_the_pupils_vanish_until_forced
     assert all(sync.managebac.student(f"C-{sid}").archived for sid in gone)
     assert parent(sync).archived is True  # S1 and S2 were its only children (S3 the father's)
     assert {i.isams_id for i in items(forced) if i.kind == "parent"} == {MOTHER, "p3-guid"}
+    assert items(await reconcile(sync)) == []
     await assert_settled(sync)
 
 
@@ -265,6 +266,9 @@ async def test_leavers_in_the_alumni_are_explained_and_archived_without_force() 
     assert sync.managebac.sent("archive", "students")[0] == {"withdrawn_on": "2026-07-17"}
     reasons = {i.reason for i in items(report, Act.ARCHIVE) if i.kind == "student"}
     assert reasons == {"not current in iSAMS (a leaver)"}
+    again = await reconcile(sync)
+    assert items(again) == []  # archived as they should be: unchanged, not listed as skips
+    assert again.plan.unchanged["student"] == PUPILS
     await assert_settled(sync)
 
 
