@@ -90,6 +90,10 @@ async def _run(
                     ports, services.ledger, dry_run=dry_run, force=force, progress=progress
                 )
             except ReconcileError as exc:
+                if as_json:
+                    print_json(
+                        out, {"command": "reconcile", "school": school_id, "error": str(exc)}
+                    )
                 err.print(f"[red]reconcile stopped: {exc}[/red]", highlight=False)
                 if exc.plan.items and not dry_run:
                     err.print(f"{exc.plan.writes()} write(s) were made before it stopped.")

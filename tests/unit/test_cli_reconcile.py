@@ -142,6 +142,8 @@ def test_a_system_that_does_not_answer_exits_1_with_the_reason(school: FakeSync)
 
     assert code == 1
     assert "reconcile stopped: ManageBac+ did not answer" in output
+    code, document = run_json("reconcile", "--school", "unit-school")
+    assert code == 1 and document["error"].startswith("ManageBac+ did not answer")
 
 
 def test_a_repair_managebac_refuses_exits_1_and_is_listed(school: FakeSync) -> None:
