@@ -353,14 +353,14 @@ class FakeManagebac:
             "teachers": {},
         }
         self.links: dict[tuple[int, int], str] = {}  # (parent id, child id) -> relationship
+        # The parent list carries each parent's links (`child_ids`, `children`), as ManageBac+'s
+        # does; False lists parents without them (then only `children()` says).
+        self.parents_listed_with_children = True
         self.requests: list[WriteRequest] = []
         self.lookups: list[tuple[str, Resource, str]] = []
         self.failing: ManagebacError | None = None
         self.rights: frozenset[str] = ALL_RIGHTS  # what the school's token may do
         self.cohorts: list[Record] = []  # year groups as ManageBac+ lists them (`updated_at`)
-        # The parent list carries each parent's links (`child_ids`, `children`), as ManageBac+'s
-        # does; False lists parents without them (then only `children()` says).
-        self.parents_listed_with_children = True
         self._next_id = FIRST_ID
 
     @property
