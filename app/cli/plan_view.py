@@ -71,7 +71,7 @@ def items_table(items: Iterable[PlanItem], title: str) -> Table:
             item.isams_id,
             Text(item.action.value, style=_STYLE[item.action]),
             _managebac_id(item),
-            "\n".join(f"{c.name}: {c.before} → {c.after}" for c in item.changes),
+            _fields(item),
             reason,
         )
     return table
@@ -144,6 +144,14 @@ def backfill_json(report: BackfillReport) -> dict[str, Any]:
     if report.plan is not None:
         document.update(report.plan.to_json())
     return document
+
+
+def _fields(item: PlanItem) -> str:
+    """A creation names the fields it sends (its values are all new: `--json` has them
+    masked); any other write shows each field's old and new value, masked."""
+    if item.action is Act.CREATE:
+        return ", ".join(change.name for change in item.changes)
+    return "\n".join(f"{c.name}: {c.before} → {c.after}" for c in item.changes)
 
 
 def _managebac_id(item: PlanItem) -> str:
