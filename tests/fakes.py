@@ -354,6 +354,9 @@ class FakeManagebac:
             "teachers": {},
         }
         self.links: dict[tuple[int, int], str] = {}  # (parent id, child id) -> relationship
+        # The parent list carries each parent's links (`child_ids`, `children`), as ManageBac+'s
+        # does; False lists parents without them (then only `children()` says).
+        self.parents_listed_with_children = True
         self.requests: list[WriteRequest] = []
         self.lookups: list[tuple[str, Resource, str]] = []
         self.failing: ManagebacError | None = None
@@ -494,7 +497,13 @@ class FakeManagebac:
         await self._reach()
         self.lookups.append(("users", resource, ""))
         for user in list(self.users_of(resource)):
-            yield self._remote(user)
+            listed = self._remote(user)
+            if resource == "parents" and self.parents_listed_with_children:
+                links = sorted(self.children_of(user.id).items())
+                children = [{"id": child, "relationship": rel} for child, rel in links]
+                fields = {**listed.fields, "child_ids": [c for c, _ in links], "children": children}
+                listed = RemoteUser(id=listed.id, archived=listed.archived, fields=fields)
+            yield listed
 
     async def children(self, parent_id: int) -> dict[int, str | None]:
         await self._reach()
@@ -549,6 +558,10 @@ class FakeManagebac:
             if u.fields.get("student_id") == student_id
         ]
         return found
+
+    def looked_up(self, method: str) -> int:
+        """Count the reads of one port method (`users`, `children`, `find_by_email`, …)."""
+        return sum(1 for called, _, _ in self.lookups if called == method)
 
     def children_of(self, parent_id: int) -> dict[int, str]:
         """Return a parent's links: child id -> relationship."""
