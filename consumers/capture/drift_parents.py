@@ -20,7 +20,7 @@ from consumers.capture.drift_users import Subject, reconcile_user
 from consumers.capture.plan_report import link_item
 from consumers.capture.run_state import End, RunState, refusal, row_changed
 from consumers.domain.drift import observed_link
-from consumers.domain.isams import IsamsContact
+from consumers.domain.isams import IsamsContact, contact_people
 from consumers.domain.parents import (
     NO_ACTIVE_CHILD,
     NO_CONTACT,
@@ -80,16 +80,18 @@ def contacts_by_person(run: RunState) -> dict[str, list[Seen]]:
     for student, listed in run.isams.contacts.items():
         if listed is None:
             continue  # iSAMS gave no list: what the ledger remembers stands
-        for raw in listed:
-            contact_id = str(raw.get("id") or "")
-            if not contact_id:
+        for listed_raw in listed:
+            listed_id = str(listed_raw.get("id") or "")
+            if not listed_id:
                 continue
-            parsed = parse_contact(raw)
-            contact = parsed if isinstance(parsed, IsamsContact) else None
-            record = raw if contact is not None else None
-            seen[contact_id] = Seen(
-                contact_id, student, record, contact, rows.get(contact_id), True
-            )
+            # A joint contact is two people, as on the change path (consumers/sync/parents.py).
+            for contact_id, raw in contact_people(listed_id, listed_raw):
+                parsed = parse_contact(raw)
+                contact = parsed if isinstance(parsed, IsamsContact) else None
+                record = raw if contact is not None else None
+                seen[contact_id] = Seen(
+                    contact_id, student, record, contact, rows.get(contact_id), True
+                )
         for row in rows.values():
             if row.related_id == student and row.isams_id not in seen:
                 seen[row.isams_id] = Seen(row.isams_id, student, None, None, row, True)

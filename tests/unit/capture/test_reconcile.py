@@ -488,3 +488,25 @@ async def test_with_staff_sync_off_teachers_are_neither_read_nor_touched() -> No
 
     assert ("users", "teachers", "") not in sync.managebac.lookups
     assert report.plan.unchanged.get("teacher", 0) == 0 and report.plan.writes() == 0
+
+
+async def test_a_joint_contacts_second_person_is_managed_not_removed() -> None:
+    """A joint contact is two parents on the change path; reconcile sees the same two."""
+    sync = await synced_school()
+    sync.isams.update_contact(
+        33,
+        secondaryPersonId=904,
+        secondaryPersonGuid="P4-GUID",
+        relationshipOfJointContact="Mother",
+        secondaryForename="Ann",
+        secondarySurname="Lovelace",
+        secondaryEmailAddress="p4@family.example",
+    )
+    await sync.process(sync.student_event("S3"))
+    assert len(sync.managebac.with_email("parents", "p4@family.example")) == 1
+
+    report = await reconcile(sync)
+
+    assert report.plan.writes() == 0, report.plan.items
+    assert not parent(sync, "p4@family.example").archived
+    await assert_settled(sync)
