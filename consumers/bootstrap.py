@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from consumers.adapters.http import HttpPolicy, new_http_client
-from consumers.adapters.isams import IsamsClient
+from consumers.adapters.isams import IsamsClient, IsamsRetryPolicy
 from consumers.adapters.kafka.admin import ensure_topics
 from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.kafka.publisher import KafkaPublisher
@@ -69,7 +69,12 @@ class Services:
         return self.school_ports.get(school_id)
 
 
-def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) -> SchoolPorts:
+def school_ports(
+    school: School,
+    http: httpx.AsyncClient,
+    retry: RetryPolicy,
+    isams_retry: IsamsRetryPolicy | None = None,
+) -> SchoolPorts:
     """Build the iSAMS and ManageBac+ clients of one school."""
     return SchoolPorts(
         settings=school,
@@ -78,6 +83,7 @@ def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) ->
             str(school.isams.base_url),
             school.isams.client_id,
             school.isams.client_secret.get_secret_value(),
+            isams_retry,
         ),
         managebac=ManagebacClient(
             http,
@@ -130,6 +136,7 @@ async def open_services(
     client_id: str = "isams-sync",
     publish_timeout: float = 5.0,
     retry: RetryPolicy | None = None,
+    isams_retry: IsamsRetryPolicy | None = None,
     http_policy: HttpPolicy | None = None,
     publisher: PublisherPort | None = None,
 ) -> AsyncIterator[Services]:
@@ -137,6 +144,8 @@ async def open_services(
 
     A `publisher` passed in is used as is and neither started nor stopped here (tests pass
     one that fails on purpose); otherwise the Kafka publisher built here is stopped on exit.
+    `retry` and `isams_retry` bound the ManageBac+ and iSAMS clients' retries (tests
+    shrink them).
     """
     chosen = schools if schools is not None else load_schools(settings.schools_file)
     ledger = Ledger.from_url(settings.database_url)
@@ -153,7 +162,8 @@ async def open_services(
                 ledger=ledger,
                 publisher=publisher,
                 school_ports={
-                    school.id: school_ports(school, http, policy) for school in chosen.schools
+                    school.id: school_ports(school, http, policy, isams_retry)
+                    for school in chosen.schools
                 },
                 _owned_publisher=built,
             )
