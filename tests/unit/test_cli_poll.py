@@ -1,14 +1,19 @@
 """`isams-sync poll` refuses bad arguments with exit 2, before it opens the ledger or Kafka;
-which schools it polls is decided by `schools_to_poll`."""
+which schools it polls is decided by `schools_to_poll`; `explain … poll LIST` shows how the
+poller stands with one of a school's iSAMS lists."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from consumers.adapters.ledger import Ledger
+from consumers.domain.records import Status, SyncRecord
 from consumers.poller import PollRequestError, schools_to_poll
 from consumers.settings import load_schools
 
@@ -74,3 +79,47 @@ def test_schools_with_an_interval_are_polled_unless_some_are_named(tmp_path: Pat
     assert [s.id for s in named] == ["webhook-school", "polled-school"]
     with pytest.raises(PollRequestError, match="webhook-school"):
         schools_to_poll(schools, ["webhook-school"], once=False)
+
+
+def test_explain_says_a_list_was_never_polled(environment: Path) -> None:
+    result = CliRunner().invoke(cli, ["explain", "--school", "polled-school", "poll", "contacts"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("poll contacts: never polled")
+
+
+def test_explain_refuses_an_unknown_list(environment: Path) -> None:
+    result = CliRunner().invoke(cli, ["explain", "--school", "polled-school", "poll", "parents"])
+    assert result.exit_code == 2
+    assert "'parents'" in result.output
+    assert all(name in result.output for name in ("students", "alumni", "contacts", "employees"))
+    assert not environment.exists()
+
+
+def test_explain_shows_a_blocked_list_with_isams_words(environment: Path) -> None:
+    reason = "blocked: iSAMS refused the list (forbidden): The user is not authorised"
+
+    async def write_row() -> None:
+        ledger = Ledger.from_url(f"sqlite+aiosqlite:///{environment}")
+        try:
+            await ledger.create_schema()
+            await ledger.put(
+                SyncRecord(
+                    school="polled-school",
+                    kind="poll",
+                    isams_id="contacts",
+                    status=Status.FAILED,
+                    reason=reason,
+                    last_applied_at=datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
+                )
+            )
+        finally:
+            await ledger.close()
+
+    asyncio.run(write_row())
+    result = CliRunner().invoke(cli, ["explain", "--school", "polled-school", "poll", "contacts"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "poll contacts: blocked",
+        f"  why: {reason}",
+        "  last cycle: 2026-12-01T10:00:00+00:00",
+    ]
