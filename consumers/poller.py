@@ -47,7 +47,7 @@ CYCLE_TIMEOUT = 1800.0
 # After SIGTERM, running cycles get this long to publish and store the page in hand; then
 # they are cancelled, so that closing Kafka and the ledger still fits in 30 s.
 STOP_GRACE = 20.0
-KAFKA_WAIT_ONCE = 30.0
+READY_WAIT_ONCE = 30.0
 
 
 class PollRequestError(ValueError):
@@ -224,6 +224,10 @@ async def run_poller(
                 return EXIT_RAN if signalled.is_set() else EXIT_ERROR
             if signalled.is_set():
                 return EXIT_RAN
+            if not chosen:
+                # Not an error: a webhooks-only environment keeps a healthy, idle poller
+                # (exiting would only make Kubernetes restart it again and again).
+                log.warning("no school has isams.poll_interval_s > 0: nothing to poll")
             log.info("polling", extra={"schools": [s.id for s in chosen], "once": once})
             poller.start()
             await _until_done_or_stopped(poller, signalled)
@@ -232,13 +236,18 @@ async def run_poller(
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await health_task
-            log.info("poller stopped cleanly")
+    log.info("poller stopped cleanly")
     if signalled.is_set() or not once:
         return EXIT_RAN
     return poller.outcome.exit_code()
 
 
 async def _until_done_or_stopped(poller: Poller, signalled: asyncio.Event) -> None:
+    """Wait for every loop to end (`--once`) or for a stop signal, whichever comes first;
+    with no school to poll and no `--once`, for the signal."""
+    if not poller.tasks and not poller.once:
+        await signalled.wait()
+        return
     waiting = asyncio.create_task(poller.wait())
     stopped = asyncio.create_task(signalled.wait())
     await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -250,7 +259,7 @@ async def _until_done_or_stopped(poller: Poller, signalled: asyncio.Event) -> No
 async def _ready(services: Services, stopping: asyncio.Event, once: bool) -> bool:
     """Bring the ledger's schema up and connect to Kafka, waiting for both (bounded when
     `once`: a one-off run that cannot reach them fails instead of waiting for ever)."""
-    deadline = time.monotonic() + KAFKA_WAIT_ONCE
+    deadline = time.monotonic() + READY_WAIT_ONCE
     backoff = 1.0
     schema_ready = False
     started_publisher = False
