@@ -54,6 +54,7 @@ from consumers.ports import (
     IsamsThrottledError,
     IsamsUnavailableError,
     PublisherPort,
+    PublishError,
     Record,
 )
 from consumers.settings import Topics
@@ -205,6 +206,9 @@ class _Cycle:
         key_of: Callable[[Record], str | None],
     ) -> None:
         """Read one list whole, publishing its new and changed records batch by batch."""
+        if self.stop():
+            await _close(records)
+            raise _StopRequestedError
         if self.retry_after is not None:  # throttled: spend no more requests this cycle
             await _close(records)
             self.failed[name] = self.failed[_throttled_list(self.failed)]
@@ -265,7 +269,7 @@ class _Cycle:
             messages = [to_message(e, self.school, self.webhook_id, self.now) for e in batch.events]
             try:
                 await self.publisher.publish(self.topics.changes, messages)
-            except Exception as exc:  # PublishError, or anything else: nothing is stored
+            except PublishError as exc:  # nothing of the batch is stored: published again
                 raise _PublishFailedError(f"Kafka did not acknowledge a batch: {exc}") from exc
         await self.ledger.store_poll_hashes(self.school, batch.kind, batch.hashes)
         known = self.known[batch.kind]

@@ -4,6 +4,7 @@ stop or a Kafka failure leave behind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -33,14 +34,9 @@ class Poller:
         self.ledger = PollLedger()
         self.kafka = PollPublisher()
 
-    async def cycle(self, force: bool = False, stop_after: int | None = None) -> PollReport:
-        asked = 0
-
-        def stop() -> bool:
-            nonlocal asked
-            asked += 1
-            return stop_after is not None and asked >= stop_after
-
+    async def cycle(
+        self, force: bool = False, stop: Callable[[], bool] = lambda: False
+    ) -> PollReport:
         return await poll_school(
             SCHOOL, self.isams, self.ledger, self.kafka, TOPICS, force=force, stop=stop
         )
@@ -346,7 +342,8 @@ async def test_a_throttled_key_reads_no_further_list_this_cycle(poller: Poller) 
 async def test_a_stop_publishes_what_was_read_then_a_restart_misses_nothing(
     poller: Poller,
 ) -> None:
-    stopped = await poller.cycle(stop_after=3)  # after the third record of the first list
+    # A stop asked for once the second page of pupils is read (in the middle of it).
+    stopped = await poller.cycle(stop=lambda: poller.isams.pages_read.count("students") >= 2)
 
     assert stopped.stopped and not stopped.ok
     first = published(poller.kafka.take())
@@ -360,6 +357,14 @@ async def test_a_stop_publishes_what_was_read_then_a_restart_misses_nothing(
     assert not first & second  # nothing republished
     assert len(first | second) == 24  # nothing missed
     assert resumed.ok
+
+
+async def test_a_stop_asked_for_between_lists_reads_no_further_page(poller: Poller) -> None:
+    report = await poller.cycle(stop=lambda: "alumni" in poller.isams.pages_read)
+
+    assert report.stopped
+    assert poller.isams.pages_read.count("contacts") == 0
+    assert poller.isams.pages_read.count("employees") == 0
 
 
 async def test_hashes_are_stored_only_once_kafka_acknowledged(poller: Poller) -> None:
