@@ -59,8 +59,8 @@ class IsamsRetryPolicy:
 
     attempts: int = 5
     timeout: float = 30.0
-    wait_initial: float = 0.5
-    wait_max: float = 10.0
+    wait_initial: float = 0.1
+    wait_max: float = 5.0
     wait_jitter: float = 1.0
     retry_after_max: float = 20.0
 
