@@ -26,7 +26,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from consumers.adapters.isams import IsamsRetryPolicy
+from consumers.adapters.isams import POLL_RETRY, IsamsRetryPolicy
 from consumers.adapters.kafka.admin import ping
 from consumers.adapters.ledger import LEDGER_ERRORS
 from consumers.bootstrap import Services, open_services
@@ -213,7 +213,7 @@ async def run_poller(
         schools_file,
         client_id="isams-sync-poller",
         publish_timeout=30.0,
-        isams_retry=isams_retry,
+        isams_retry=isams_retry or POLL_RETRY,
     ) as services:
         poller = Poller(services, chosen, PollMetrics(registry), once=once, force=force)
         pollers.append(poller)

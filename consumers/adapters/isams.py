@@ -12,7 +12,7 @@ pure domain's job. What iSAMS answers is translated here, once (docs/design.md Â
 - 429 and 5xx (iSAMS's SQL deadlocks are transient), timeouts, connection errors: retried
   with jittered exponential backoff, or after the `Retry-After` iSAMS asked for, within a
   bounded number of attempts and time (`IsamsRetryPolicy`); then `IsamsUnavailableError`.
-  A throttle asking for a longer wait than one request may take gives up at once with
+  A `Retry-After` longer than one request may wait gives up at once: a 429 with
   `IsamsThrottledError`, carrying how long iSAMS asked for.
 """
 
@@ -52,9 +52,11 @@ _MESSAGE_LIMIT = 300
 class IsamsRetryPolicy:
     """How hard one iSAMS request tries before giving up; tests shrink it.
 
-    The bounds keep a poll cycle, and a SIGTERM waiting for it, short: at most `attempts`
-    tries within about `timeout` s (plus the last wait), each wait at most `wait_max` s, or
-    what `Retry-After` asks up to `retry_after_max` s.
+    At most `attempts` tries within about `timeout` s (plus the last wait), each wait at
+    most `wait_max` s, or what `Retry-After` asks if that is at most `retry_after_max` s
+    (longer: give up at once). The default suits the consumer, which parks a change on its
+    retry topic rather than hold it; the poller waits longer (`POLL_RETRY`), as a cycle
+    has nowhere better to wait.
     """
 
     attempts: int = 5
@@ -62,7 +64,12 @@ class IsamsRetryPolicy:
     wait_initial: float = 0.1
     wait_max: float = 5.0
     wait_jitter: float = 1.0
-    retry_after_max: float = 20.0
+    retry_after_max: float = 5.0
+
+
+# A poll cycle waits out a throttle or an outage of up to 20 s in place; longer ones end
+# the list for this cycle (and, throttled, delay the school's next one).
+POLL_RETRY = IsamsRetryPolicy(retry_after_max=20.0)
 
 
 class _TransientError(Exception):
@@ -250,18 +257,24 @@ class IsamsClient:
         return decoded if isinstance(decoded, dict) else None
 
     def _retry_later(self, path: str, response: httpx.Response) -> Exception:
-        """Turn a 429 or 5xx into the retry it asks for (or a throttle too long to wait)."""
+        """Turn a 429 or 5xx into the retry it asks for, or, when iSAMS asks for a longer
+        wait than one request takes, into giving up at once (the caller has a better place
+        to wait: the consumer its retry topic, the poller its next cycle)."""
         asked = retry_after_seconds(response.headers.get("retry-after", ""))
         wait = None if asked is None else max(asked, 0.0)
         cap = self._retry.retry_after_max
-        if response.status_code == 429 and wait is not None and wait > cap:
-            return IsamsThrottledError(
-                f"iSAMS GET {path}: throttled (429), asked to wait {wait:.0f} s, more than "
-                f"the {cap:g} s one request waits: {_message(response)}",
-                retry_after=wait,
+        status = response.status_code
+        if wait is not None and wait > cap:
+            said = f"asked to wait {wait:.0f} s, more than the {cap:g} s one request waits"
+            if status == 429:
+                return IsamsThrottledError(
+                    f"iSAMS GET {path}: throttled (429), {said}: {_message(response)}",
+                    retry_after=wait,
+                )
+            return IsamsUnavailableError(
+                f"iSAMS GET {path}: {status}, {said}: {_message(response)}"
             )
-        reason = f"{response.status_code}: {_message(response)}"
-        return _TransientError(reason, None if wait is None else min(wait, cap))
+        return _TransientError(f"{status}: {_message(response)}", wait)
 
     async def _access_token(self) -> str:
         async with self._token_lock:

@@ -248,6 +248,19 @@ async def test_a_throttle_longer_than_a_request_may_wait_gives_up_at_once(
     assert len(isams.reads("/api/students")) == 1
 
 
+async def test_an_outage_longer_than_a_request_may_wait_gives_up_at_once(
+    isams: ScriptedIsams,
+) -> None:
+    down = {"message": "iSAMS is unavailable"}
+    isams.answer("/api/students/S1", httpx.Response(503, headers={"retry-after": "10"}, json=down))
+
+    with pytest.raises(IsamsUnavailableError, match="asked to wait 10 s") as caught:
+        await isams.client().student("S1")
+
+    assert not isinstance(caught.value, IsamsThrottledError)
+    assert len(isams.reads("/api/students/S1")) == 1
+
+
 async def test_connection_errors_are_retried(isams: ScriptedIsams) -> None:
     calls = 0
 
