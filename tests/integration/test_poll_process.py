@@ -94,6 +94,14 @@ class PollProcessRig:
         self.seen |= {(r.partition, r.offset) for r in new}
         return [QueuedChange.from_bytes(r.value) for r in new]
 
+    def add_school(self, school_id: str, **isams: str) -> None:
+        """Add a school to the schools file: a copy of the first, with these iSAMS settings."""
+        path = Path(self.env["SYNC_SCHOOLS_FILE"])
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        first = document["schools"][0]
+        document["schools"].append({**first, "id": school_id, "isams": {**first["isams"], **isams}})
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
     def listed_records(self) -> int:
         pupils = [s for s in self.school.all_students() if roll_of(s) != "applicants"]
         contacts = self.school.listed_contacts(0, 10**6, include_deceased=True)[0]
@@ -284,3 +292,17 @@ async def test_sigterm_mid_cycle_stores_what_was_read_and_exits_0_within_30_s(
     after = await rig.published()
     assert not {c.event.record_id for c in after} & pupils  # not republished
     assert len(before) + len(after) == rig.listed_records()  # nothing missed or repeated
+
+
+async def test_one_schools_isams_refusing_holds_back_no_other_school(
+    rig: PollProcessRig,
+) -> None:
+    rig.add_school("other-school", client_secret="not-the-secret")
+
+    finished = await rig.once()
+
+    assert finished.returncode == 1, finished.tail()  # other-school's lists were refused
+    changes = await rig.published()
+    assert {c.school for c in changes} == {SCHOOL}
+    assert len(changes) == rig.listed_records()
+    assert "check isams.client_id and isams.client_secret" in finished.stdout
