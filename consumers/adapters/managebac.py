@@ -7,9 +7,11 @@ Returns plain domain values (ids, field dicts), never `httpx.Response`.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -17,7 +19,6 @@ import orjson
 import stamina
 from aiolimiter import AsyncLimiter
 
-from consumers.adapters.http import retry_after_seconds
 from consumers.ports import (
     ManagebacRejectedError,
     ManagebacUnavailableError,
@@ -78,7 +79,7 @@ class _RateLimitHold:
 
 def _retry_wait(response: httpx.Response, cap: float) -> float:
     """Read how long a 429 asks us to wait: Retry-After, else X-RateLimit-Reset (epoch)."""
-    retry_after = retry_after_seconds(response.headers.get("retry-after", ""))
+    retry_after = _seconds_from_retry_after(response.headers.get("retry-after", ""))
     if retry_after is not None:
         return min(max(retry_after, 0.0), cap)
     reset = response.headers.get("x-ratelimit-reset")
@@ -88,6 +89,21 @@ def _retry_wait(response: httpx.Response, cap: float) -> float:
         except ValueError:
             pass
     return min(1.0, cap)
+
+
+def _seconds_from_retry_after(value: str) -> float | None:
+    """Retry-After holds seconds or an HTTP-date (RFC 9110 §10.2.3); None if neither."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, source unknown
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - time.time()
 
 
 class ManagebacClient:
