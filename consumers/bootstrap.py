@@ -19,7 +19,7 @@ import httpx
 
 from consumers.adapters.budget import RequestBudget
 from consumers.adapters.http import HttpPolicy, new_http_client
-from consumers.adapters.isams import IsamsClient
+from consumers.adapters.isams import IsamsClient, IsamsRetryPolicy
 from consumers.adapters.kafka.admin import ensure_topics
 from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.kafka.publisher import KafkaPublisher
@@ -87,6 +87,7 @@ def school_ports(
     http: httpx.AsyncClient,
     retry: RetryPolicy,
     budget: RequestBudget | None = None,
+    isams_retry: IsamsRetryPolicy | None = None,
 ) -> SchoolPorts:
     """Build the iSAMS and ManageBac+ clients of one school."""
     return SchoolPorts(
@@ -96,6 +97,7 @@ def school_ports(
             str(school.isams.base_url),
             school.isams.client_id,
             school.isams.client_secret.get_secret_value(),
+            isams_retry,
         ),
         managebac=ManagebacClient(
             http,
@@ -149,6 +151,7 @@ async def open_services(
     client_id: str = "isams-sync",
     publish_timeout: float = 5.0,
     retry: RetryPolicy | None = None,
+    isams_retry: IsamsRetryPolicy | None = None,
     http_policy: HttpPolicy | None = None,
     publisher: PublisherPort | None = None,
 ) -> AsyncIterator[Services]:
@@ -156,6 +159,8 @@ async def open_services(
 
     A `publisher` passed in is used as is and neither started nor stopped here (tests pass
     one that fails on purpose); otherwise the Kafka publisher built here is stopped on exit.
+    `retry` and `isams_retry` bound the ManageBac+ and iSAMS clients' retries (tests
+    shrink them).
     """
     chosen = schools if schools is not None else load_schools(settings.schools_file)
     ledger = Ledger.from_url(settings.database_url)
@@ -176,7 +181,7 @@ async def open_services(
                 ledger=ledger,
                 publisher=publisher,
                 school_ports={
-                    school.id: school_ports(school, http, policy, budgets[school.id])
+                    school.id: school_ports(school, http, policy, budgets[school.id], isams_retry)
                     for school in chosen.schools
                 },
                 budgets=budgets,

@@ -44,10 +44,13 @@ def build_health_router(
     *,
     registry: CollectorRegistry = REGISTRY,
     timeout: float = 3.0,
+    alive: Callable[[], bool] | None = None,
 ) -> APIRouter:
     """Return a router serving liveness, readiness over `checks`, and `registry`'s metrics.
 
     Each check gets `timeout` seconds; one that raises or times out counts as failed.
+    `alive`, when given, is the process's own word on its progress: False makes `/healthz`
+    answer 503, so Kubernetes restarts it (the poller: a school's loop has died).
     """
     named = dict(checks)
     last: dict[str, CheckState] = dict.fromkeys(named, "ok")
@@ -59,7 +62,9 @@ def build_health_router(
         summary="Liveness: 200 while the process lives",
         response_model=Liveness,
     )
-    async def healthz() -> Liveness:
+    async def healthz() -> Liveness | JSONResponse:
+        if alive is not None and not alive():
+            return JSONResponse({"status": "stalled"}, status_code=503)
         return Liveness()
 
     @router.get(

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from consumers.domain.changes import PolledHash
 from consumers.domain.records import SyncRecord
+
+__all__ = ["PolledHash"]  # re-exported: the ledger port's value for a polled record
 
 Resource = Literal["students", "parents", "teachers"]
 Record = dict[str, Any]
@@ -35,6 +38,39 @@ class IsamsUnavailableError(IsamsError):
 
 class IsamsAuthError(IsamsError):
     """iSAMS refused our client credentials; a setting needs fixing, retrying won't help."""
+
+
+class IsamsThrottledError(IsamsUnavailableError):
+    """iSAMS throttles this API key for longer than one request may wait (`retry_after` s)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IsamsRefusedError(IsamsError):
+    """iSAMS answered a request with a refusal that retrying will not change; carries
+    iSAMS's own `message` (what an operator needs to fix it) and the path asked for."""
+
+    status: int = 0
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"iSAMS answered {self.status} to GET {path}: {message}")
+        self.path = path
+        self.message = message
+
+
+class IsamsForbiddenError(IsamsRefusedError):
+    """iSAMS answered 403: the REST client lacks the module's permission (never "empty")."""
+
+    status = 403
+
+
+class IsamsListNotFoundError(IsamsRefusedError):
+    """iSAMS answered 404 to a list: an error (a wrong URL or module), never "the end" or
+    "everyone left"."""
+
+    status = 404
 
 
 class IsamsPort(Protocol):
@@ -63,6 +99,16 @@ class IsamsPort(Protocol):
 
     def all_employees(self) -> AsyncIterator[Record]:
         """Yield every member of staff, page by page."""
+        ...
+
+    def all_contacts(self) -> AsyncIterator[Record]:
+        """Yield every current pupil's contacts (deceased ones too, with their country's ISO
+        mapping), page by page; each names its student in `schoolId`."""
+        ...
+
+    @property
+    def requests_sent(self) -> int:
+        """Count the HTTP requests sent so far (retries and token requests included)."""
         ...
 
 
@@ -210,6 +256,16 @@ class LedgerPort(Protocol):
 
     async def status_counts(self, school: str) -> Counter[str]:
         """Count a school's records by kind and status, e.g. `student/synced`."""
+        ...
+
+    async def poll_hashes(self, school: str, kind: str) -> dict[str, PolledHash]:
+        """Return what the poller last published of each record of one kind, by iSAMS id."""
+        ...
+
+    async def store_poll_hashes(
+        self, school: str, kind: str, hashes: Mapping[str, PolledHash | None]
+    ) -> None:
+        """Write the given records' hashes (None: forget the record) in one transaction."""
         ...
 
     async def close(self) -> None:

@@ -183,14 +183,34 @@ class Topics(BaseModel):
 SchoolSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
+MAX_POLL_INTERVAL_S = 86_400.0
+MIN_POLL_INTERVAL_S = 1.0
+
+
 class IsamsConnection(BaseModel):
-    """How to reach one school's iSAMS REST API (OAuth2 client credentials)."""
+    """How to reach one school's iSAMS REST API (OAuth2 client credentials), and how often
+    `isams-sync poll` reads it (docs/design.md §6)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base_url: AnyHttpUrl
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
+    # Seconds between the starts of two poll cycles; 0 = webhooks only (not polled).
+    poll_interval_s: float = Field(default=0.0, ge=0.0, le=MAX_POLL_INTERVAL_S, allow_inf_nan=False)
+
+    @field_validator("poll_interval_s")
+    @classmethod
+    def _off_or_at_least_a_second(cls, value: float) -> float:
+        # Sub-second polling would spend a throttled iSAMS key's budget in moments.
+        if 0 < value < MIN_POLL_INTERVAL_S:
+            raise ValueError(f"must be 0 (not polled) or at least {MIN_POLL_INTERVAL_S:g} s")
+        return value
+
+    @property
+    def polled(self) -> bool:
+        """Tell whether `isams-sync poll` reads this school on its own schedule."""
+        return self.poll_interval_s > 0
 
 
 class ManagebacConnection(BaseModel):

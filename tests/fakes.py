@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from consumers.bootstrap import Services
+from consumers.domain.changes import PolledHash
 from consumers.domain.records import SourceState, SyncRecord
 from consumers.events import EVENT_TYPES, EventType, QueuedChange
 from consumers.outcomes import Result
@@ -86,6 +87,7 @@ class FakeLedger:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str, str], SyncRecord] = {}
+        self.hashes: dict[tuple[str, str], dict[str, PolledHash]] = {}  # by (school, kind)
         self.schema_created = False
         self.available = True  # what `ping` answers
         self.closed = False
@@ -118,6 +120,21 @@ class FakeLedger:
 
     async def status_counts(self, school: str) -> Counter[str]:
         return Counter(f"{r.kind}/{r.status.value}" for r in await self._where(school, None))
+
+    async def poll_hashes(self, school: str, kind: str) -> dict[str, PolledHash]:
+        await _io()
+        return dict(self.hashes.get((school, kind), {}))
+
+    async def store_poll_hashes(
+        self, school: str, kind: str, hashes: Mapping[str, PolledHash | None]
+    ) -> None:
+        await _io()
+        stored = self.hashes.setdefault((school, kind), {})
+        for isams_id, polled in hashes.items():
+            if polled is None:
+                stored.pop(isams_id, None)
+            else:
+                stored[isams_id] = polled
 
     async def close(self) -> None:
         self.closed = True
@@ -193,6 +210,19 @@ class FakeIsams:
         await self._call("all_employees", "")
         for record in list(self.employees.values()):
             yield _json_copy(record)
+
+    async def all_contacts(self) -> AsyncIterator[Record]:
+        """Every current pupil's contacts, each naming its student (the paged list)."""
+        await self._call("all_contacts", "")
+        for school_id, listed in list(self.contacts.items()):
+            if school_id in self.students:
+                for record in listed:
+                    yield {**_json_copy(record), "schoolId": school_id}
+
+    @property
+    def requests_sent(self) -> int:
+        """The reads made so far (each fake call is one request)."""
+        return len(self.calls)
 
     async def _call(self, method: str, argument: str) -> None:
         self.calls.append((method, argument))

@@ -17,19 +17,22 @@ def register(cli: typer.Typer) -> None:
 
 def explain(
     school: Annotated[str, typer.Option(help="School id from the schools file.")],
-    kind: Annotated[str, typer.Argument(help="student, contact, staff or parent")],
+    kind: Annotated[str, typer.Argument(help="student, contact, staff, parent, or poll")],
     isams_id: Annotated[
         str,
-        typer.Argument(help="The iSAMS id (a student's schoolId; a parent's personGuid)."),
+        typer.Argument(
+            help="The iSAMS id (a student's schoolId; a parent's personGuid); for poll, "
+            "the list: students, alumni, contacts or employees."
+        ),
     ],
 ) -> None:
-    """Say why a record is, or is not, in ManageBac+."""
+    """Say why a record is, or is not, in ManageBac+ (or how the poller stands with a list)."""
     from consumers.bootstrap import open_services
     from consumers.ops.explain import ExplainRequestError, check_explain_request, explain_record
 
     settings, schools = checked_settings()
     try:
-        check_explain_request(schools, school, kind)
+        check_explain_request(schools, school, kind, isams_id)
     except ExplainRequestError as exc:
         refuse("explain", str(exc))
 

@@ -9,8 +9,11 @@ responses and exceptions.
 
 from __future__ import annotations
 
+import email.utils
+import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC
 
 import aiohttp
 import httpx
@@ -52,3 +55,19 @@ def new_session(max_connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS)
     proxied = bool(urllib.request.getproxies_environment())
     return aiohttp.ClientSession(connector=connector, trust_env=proxied)
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """Read a `Retry-After` value: seconds or an HTTP-date (RFC 9110 §10.2.3); None if
+    neither. A date in the past gives a negative number (callers clamp it)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, source unknown
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - time.time()

@@ -1,7 +1,19 @@
 """iSAMS REST client: OAuth2 client credentials with a cached token, retrying reads.
 
 Returns raw iSAMS records (dicts exactly as the REST API sends them); parsing them is the
-pure domain's job.
+pure domain's job. What iSAMS answers is translated here, once (docs/design.md §6):
+- 401: the cached token expired or was revoked early; a new one is fetched and the request
+  tried again (within the attempts).
+- 403 (`{"message": "The user is not authorised for this request"}`: the REST client lacks
+  a module): `IsamsForbiddenError` with iSAMS's message, for single reads and lists alike.
+  Never "nothing there".
+- 404: a single record is gone (None); on a list it is `IsamsListNotFoundError`, never "the
+  end of the list" nor "everyone left".
+- 429 and 5xx (iSAMS's SQL deadlocks are transient), timeouts, connection errors: retried
+  with jittered exponential backoff, or after the `Retry-After` iSAMS asked for, within a
+  bounded number of attempts and time (`IsamsRetryPolicy`); then `IsamsUnavailableError`.
+  A `Retry-After` longer than one request may wait gives up at once: a 429 with
+  `IsamsThrottledError`, carrying how long iSAMS asked for.
 """
 
 from __future__ import annotations
@@ -16,18 +28,63 @@ import httpx
 import orjson
 import stamina
 
-from consumers.ports import IsamsAuthError, IsamsError, IsamsUnavailableError
+from consumers.adapters.http import retry_after_seconds
+from consumers.ports import (
+    IsamsAuthError,
+    IsamsError,
+    IsamsForbiddenError,
+    IsamsListNotFoundError,
+    IsamsThrottledError,
+    IsamsUnavailableError,
+)
 
 STUDENT_EXPAND = "nationalityIsoMappings,languageIsoMappings"
 CONTACT_EXPAND = "countryIsoMappings"  # only the paged /api/students/contacts has it
 # The collection key of /api/alumni: from one public client (nacht29/isams-pipeline), not
 # confirmed by iSAMS; kept here, in one place, so it is easy to change.
 ALUMNI_COLLECTION = "alumni"
+PAGE_SIZE = 500
 _TOKEN_MARGIN = 30.0
+_MESSAGE_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class IsamsRetryPolicy:
+    """How hard one iSAMS request tries before giving up; tests shrink it.
+
+    At most `attempts` tries within about `timeout` s (plus the last wait), each wait at
+    most `wait_max` s, or what `Retry-After` asks if that is at most `retry_after_max` s
+    (longer: give up at once). The default suits the consumer, which parks a change on its
+    retry topic rather than hold it; the poller waits longer (`POLL_RETRY`), as a cycle
+    has nowhere better to wait.
+    """
+
+    attempts: int = 5
+    timeout: float = 30.0
+    wait_initial: float = 0.1
+    wait_max: float = 5.0
+    wait_jitter: float = 1.0
+    retry_after_max: float = 5.0
+
+
+# A poll cycle waits out a throttle or an outage of up to 20 s in place; longer ones end
+# the list for this cycle (and, throttled, delay the school's next one).
+POLL_RETRY = IsamsRetryPolicy(retry_after_max=20.0)
 
 
 class _TransientError(Exception):
-    """A failure worth retrying."""
+    """A failure worth retrying; `wait` is what iSAMS asked for (Retry-After), if anything."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+def _backoff(exc: Exception) -> bool | float:
+    """Tell stamina whether to retry, and after how long when iSAMS said (Retry-After)."""
+    if isinstance(exc, _TransientError):
+        return exc.wait if exc.wait is not None else True
+    return False
 
 
 @dataclass
@@ -45,17 +102,23 @@ class IsamsClient:
         base_url: str,
         client_id: str,
         client_secret: str,
-        attempts: int = 5,
-        timeout: float = 30.0,
+        retry: IsamsRetryPolicy | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._attempts = attempts
-        self._timeout = timeout
+        self._retry = retry or IsamsRetryPolicy()
+        self._page_size = page_size
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
+        self._requests = 0
+
+    @property
+    def requests_sent(self) -> int:
+        """Count the HTTP requests sent so far (retries and token requests included)."""
+        return self._requests
 
     async def student(self, school_id: str) -> dict[str, Any] | None:
         """Return a student's current record; a leaver's from `/api/alumni`; else None.
@@ -91,38 +154,48 @@ class IsamsClient:
         """Return a staff record, or None when iSAMS no longer has it."""
         return await self._get_one(f"/api/humanresources/employees/{employee_id}", {})
 
-    async def all_students(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
-        """Yield every student, page by page (for backfills)."""
-        async for item in self._all("/api/students", "students", page_size, STUDENT_EXPAND):
+    async def all_students(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every current student, page by page, with their ISO mappings."""
+        async for item in self._all("/api/students", "students", {"expand": STUDENT_EXPAND}):
             yield item
 
-    async def all_alumni(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
+    async def all_alumni(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every former pupil (leavers, with their `leavingDate`), page by page."""
-        path = "/api/alumni"
-        async for item in self._all(path, ALUMNI_COLLECTION, page_size, STUDENT_EXPAND):
+        params = {"expand": STUDENT_EXPAND}
+        async for item in self._all("/api/alumni", ALUMNI_COLLECTION, params):
             yield item
 
-    async def all_employees(self, page_size: int = 500) -> AsyncIterator[dict[str, Any]]:
-        """Yield every member of staff, page by page (for backfills)."""
-        path = "/api/humanresources/employees"
-        async for item in self._all(path, "employees", page_size, None):
+    async def all_employees(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every member of staff, page by page."""
+        async for item in self._all("/api/humanresources/employees", "employees", {}):
+            yield item
+
+    async def all_contacts(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every current pupil's contacts, page by page (`schoolId` names the pupil).
+
+        Only this paged list has `countryIsoMappings`. Deceased contacts are asked for, so a
+        contact who died is known as deceased (and skipped for that reason), not as removed.
+        """
+        params = {"expand": CONTACT_EXPAND, "includeDeceased": "true"}
+        async for item in self._all("/api/students/contacts", "contacts", params):
             yield item
 
     async def _all(
-        self, path: str, collection: str, page_size: int, expand: str | None
+        self, path: str, collection: str, extra: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         page = 1
         while True:
-            params: dict[str, Any] = {"page": page, "pageSize": page_size}
-            if expand:
-                params["expand"] = expand
+            params: dict[str, Any] = {"page": page, "pageSize": self._page_size, **extra}
             body = await self._get_json(path, params)
             if body is None:
-                return
-            for item in body.get(collection, []):
+                raise IsamsListNotFoundError(path, "the list was not found (404)")
+            items = body.get(collection)
+            if not isinstance(items, list):
+                raise IsamsError(f"iSAMS GET {path}: the answer has no {collection!r} list")
+            for item in items:
                 if isinstance(item, dict):
                     yield item
-            if page >= int(body.get("totalPages") or 1):
+            if page >= _int(body.get("totalPages"), default=1):
                 return
             page += 1
 
@@ -138,18 +211,25 @@ class IsamsClient:
         return body
 
     async def _get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        policy = self._retry
         try:
             async for attempt in stamina.retry_context(
-                on=_TransientError, attempts=self._attempts, timeout=self._timeout
+                on=_backoff,
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
                     return await self._get_once(path, params)
         except _TransientError as exc:
-            raise IsamsUnavailableError(f"iSAMS GET {path}: {exc}") from exc
+            raise IsamsUnavailableError(f"iSAMS GET {path}: gave up after retries: {exc}") from exc
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _get_once(self, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
         token = await self._access_token()
+        self._requests += 1
         try:
             response = await self._http.get(
                 self._base_url + path,
@@ -158,22 +238,49 @@ class IsamsClient:
             )
         except httpx.TransportError as exc:
             raise _TransientError(type(exc).__name__) from exc
-        if response.status_code == 401:
+        status = response.status_code
+        if status == 401:
             self._token = None  # expired or revoked early: fetch a new one next attempt
             raise _TransientError("401 with a cached token")
-        if response.status_code == 404:
+        if status == 403:
+            raise IsamsForbiddenError(path, _message(response))
+        if status == 404:
             return None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _TransientError(str(response.status_code))
-        if response.status_code >= 400:
-            raise IsamsError(f"iSAMS GET {path} answered {response.status_code}")
-        decoded = orjson.loads(response.content)
+        if status == 429 or status >= 500:
+            raise self._retry_later(path, response)
+        if status >= 400:
+            raise IsamsError(f"iSAMS GET {path} answered {status}: {_message(response)}")
+        try:
+            decoded = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise IsamsError(f"iSAMS GET {path} answered {status} with no JSON") from exc
         return decoded if isinstance(decoded, dict) else None
+
+    def _retry_later(self, path: str, response: httpx.Response) -> Exception:
+        """Turn a 429 or 5xx into the retry it asks for, or, when iSAMS asks for a longer
+        wait than one request takes, into giving up at once (the caller has a better place
+        to wait: the consumer its retry topic, the poller its next cycle)."""
+        asked = retry_after_seconds(response.headers.get("retry-after", ""))
+        wait = None if asked is None else max(asked, 0.0)
+        cap = self._retry.retry_after_max
+        status = response.status_code
+        if wait is not None and wait > cap:
+            said = f"asked to wait {wait:.0f} s, more than the {cap:g} s one request waits"
+            if status == 429:
+                return IsamsThrottledError(
+                    f"iSAMS GET {path}: throttled (429), {said}: {_message(response)}",
+                    retry_after=wait,
+                )
+            return IsamsUnavailableError(
+                f"iSAMS GET {path}: {status}, {said}: {_message(response)}"
+            )
+        return _TransientError(f"{status}: {_message(response)}", wait)
 
     async def _access_token(self) -> str:
         async with self._token_lock:
             if self._token is not None and time.monotonic() < self._token.expires_at:
                 return self._token.value
+            self._requests += 1
             try:
                 response = await self._http.post(
                     self._base_url + "/auth/connect/token",
@@ -186,8 +293,8 @@ class IsamsClient:
                 )
             except httpx.TransportError as exc:
                 raise _TransientError(f"token: {type(exc).__name__}") from exc
-            if response.status_code >= 500:
-                raise _TransientError(f"token: {response.status_code}")
+            if response.status_code == 429 or response.status_code >= 500:
+                raise self._retry_later("/auth/connect/token", response)
             if response.status_code >= 400:
                 raise IsamsAuthError(
                     f"iSAMS refused the client credentials ({response.status_code}); "
@@ -200,3 +307,24 @@ class IsamsClient:
                 expires_at=time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0),
             )
             return self._token.value
+
+
+def _message(response: httpx.Response) -> str:
+    """Return iSAMS's error `message` (its words for the operator), else the body's start."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:_MESSAGE_LIMIT]
+    text = response.text.strip()
+    return text[:_MESSAGE_LIMIT] if text else "(no message)"
+
+
+def _int(value: object, default: int) -> int:
+    """Read a paging number iSAMS sends as an integer (or its text); else `default`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return default

@@ -1,8 +1,10 @@
 """The ledger: SQLAlchemy async storage of `SyncRecord`s (SQLite by default, PostgreSQL in
 production). The single source of "what did we push, and why".
 
-Its schema is Alembic's (`consumers/adapters/migrations`): a change to `_RecordRow` needs a
-new revision there, and `tests/integration/test_ledger_contract.py` fails until it has one.
+Its schema is Alembic's (`consumers/adapters/migrations`): a change to `_RecordRow` or
+`_PollHashRow` needs a new revision there, and `tests/integration/test_ledger_contract.py`
+fails until it has one. Beside the sync records it keeps the poller's per-record hashes
+(`poll_hashes`), so a restarted poller knows what it already published.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    delete,
     event,
     select,
     text,
@@ -39,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from consumers.adapters import migrations
+from consumers.domain.changes import PolledHash
 from consumers.domain.records import SourceState, Status, SyncRecord
 
 # What "the database is not there (yet)" can look like to a caller that tries again.
@@ -80,10 +85,26 @@ class _RecordRow(_Base):
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class _PollHashRow(_Base):
+    """What the poller last published of one record (migration 0003)."""
+
+    __tablename__ = "poll_hashes"
+
+    school: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    isams_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    related_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # The tables as the models describe them: what Alembic's autogenerate compares with.
 metadata = _Base.metadata
 _TABLE = cast(Table, _RecordRow.__table__)
+_HASHES = cast(Table, _PollHashRow.__table__)
 _KEY = ("school", "kind", "isams_id")
+# Ids per DELETE … IN (…): well inside SQLite's and asyncpg's limits on bound parameters.
+_DELETE_CHUNK = 500
 # Built once: constructing (and cache-keying) a statement per call cost more CPU than
 # running it. Parameters come in as bound values.
 _GET = select(_TABLE).where(
@@ -93,15 +114,15 @@ _GET = select(_TABLE).where(
 )
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str, table: Table = _TABLE) -> Any:
     """Insert a row, or on a key conflict overwrite every other column with the new values."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(_TABLE)
+    statement = insert(table)
     return statement.on_conflict_do_update(
         index_elements=_KEY,
         set_={
             column.name: statement.excluded[column.name]
-            for column in _TABLE.columns
+            for column in table.columns
             if column.name not in _KEY
         },
     )
@@ -189,6 +210,7 @@ class Ledger:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._upsert = _upsert(engine.dialect.name)
+        self._upsert_hash = _upsert(engine.dialect.name, _HASHES)
         # Every call below is one statement, and one statement is atomic on its own. On
         # PostgreSQL they run in autocommit mode, without the BEGIN and COMMIT (or ROLLBACK)
         # round trips around each: 30% less CPU per statement. On SQLite autocommit costs
@@ -290,6 +312,49 @@ class Ledger:
     async def status_counts(self, school: str) -> Counter[str]:
         """Count a school's records by kind and status, e.g. `student/synced`."""
         return Counter(f"{r.kind}/{r.status.value}" for r in await self.records(school))
+
+    async def poll_hashes(self, school: str, kind: str) -> dict[str, PolledHash]:
+        """Return what the poller last published of each record of one kind, by iSAMS id."""
+        query = select(_HASHES.c.isams_id, _HASHES.c.hash, _HASHES.c.related_id).where(
+            _HASHES.c.school == school, _HASHES.c.kind == kind
+        )
+        async with self._statements.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row.isams_id: PolledHash(row.hash, row.related_id) for row in rows}
+
+    async def store_poll_hashes(
+        self, school: str, kind: str, hashes: Mapping[str, PolledHash | None]
+    ) -> None:
+        """Write the given records' hashes (None: forget the record) in one transaction, so
+        a poller stopped mid-write finds either all of a batch stored or none of it."""
+        now = datetime.now(UTC)
+        written = [
+            {
+                "school": school,
+                "kind": kind,
+                "isams_id": isams_id,
+                "hash": polled.hash,
+                "related_id": polled.related_id,
+                "stored_at": now,
+            }
+            for isams_id, polled in hashes.items()
+            if polled is not None
+        ]
+        forgotten = [isams_id for isams_id, polled in hashes.items() if polled is None]
+        if not written and not forgotten:
+            return
+        async with self._engine.begin() as connection:  # one transaction on both backends
+            if written:
+                await connection.execute(self._upsert_hash, written)
+            for start in range(0, len(forgotten), _DELETE_CHUNK):
+                chunk = forgotten[start : start + _DELETE_CHUNK]
+                await connection.execute(
+                    delete(_HASHES).where(
+                        _HASHES.c.school == school,
+                        _HASHES.c.kind == kind,
+                        _HASHES.c.isams_id.in_(chunk),
+                    )
+                )
 
     async def close(self) -> None:
         """Release the connection pool."""

@@ -1,9 +1,9 @@
-"""The archive guard: a backfill or reconcile run must not empty a school by accident.
+"""The archive guard: a poll, backfill or reconcile run must not empty a school by accident.
 
-docs/design.md §3 "Guards": removals found by a backfill or reconcile run that would archive
-more than 10% of a school's synced users stop and ask for `--force` (an emptied or truncated
-iSAMS export looks exactly like everybody leaving). Single change events are never held
-back.
+docs/design.md §3 "Guards" and §6: removals found by a poll, backfill or reconcile run that
+would archive more than 10% of a school's synced users stop and ask for `--force` (an
+emptied or truncated iSAMS export looks exactly like everybody leaving). Single change
+events are never held back.
 """
 
 from __future__ import annotations
@@ -22,44 +22,51 @@ class GuardDecision:
     reason: str
 
 
+USERS = ("synced user", "synced users")
+
+
 def guard_archives(
-    to_archive: int, synced: int, force: bool, threshold: float = DEFAULT_THRESHOLD
+    to_archive: int,
+    synced: int,
+    force: bool,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    verb: str = "archive",
+    noun: tuple[str, str] = USERS,
 ) -> GuardDecision:
     """Decide whether a run may archive `to_archive` of a school's `synced` users.
 
     More than `threshold` (strictly; exactly 10% goes ahead) stops unless `force`. Nothing
     synced, or nothing to archive, always goes ahead. The comparison is exact (no float
-    rounding at the boundary). A threshold outside 0..1 is a programming error.
+    rounding at the boundary). A threshold outside 0..1 is a programming error. `verb` and
+    `noun` (singular, plural) word the reason for what else is guarded the same way (the
+    poller's contact removals: "remove", "contact known to the poller").
     """
     if not 0 <= threshold <= 1:
         raise ValueError("the archive guard's threshold is a share between 0 and 1")
     limit = Fraction(repr(threshold))
     limit_text = _percent(limit * 100)
     if to_archive <= 0 or synced <= 0:
-        what = "nothing to archive" if to_archive <= 0 else "no synced users to protect"
+        what = f"nothing to {verb}" if to_archive <= 0 else f"no {noun[1]} to protect"
         return GuardDecision(allowed=True, reason=f"this run has {what}")
     share = Fraction(to_archive, synced)
     share_text = _percent(share * 100, limit * 100)
-    counted = f"{to_archive} of {synced} synced {_users(synced)} ({share_text}%)"
+    counted = f"{to_archive} of {synced} {noun[0] if synced == 1 else noun[1]} ({share_text}%)"
     if share <= limit:
         return GuardDecision(
-            allowed=True, reason=f"this run archives {counted}, within the {limit_text}% limit"
+            allowed=True, reason=f"this run {verb}s {counted}, within the {limit_text}% limit"
         )
     if force:
         return GuardDecision(
             allowed=True,
-            reason=f"this run archives {counted}, more than {limit_text}%; "
+            reason=f"this run {verb}s {counted}, more than {limit_text}%; "
             "going ahead because it was forced (--force)",
         )
     return GuardDecision(
         allowed=False,
-        reason=f"this run would archive {counted}, more than {limit_text}%; "
+        reason=f"this run would {verb} {counted}, more than {limit_text}%; "
         "run it again with --force if iSAMS really lost them",
     )
-
-
-def _users(count: int) -> str:
-    return "user" if count == 1 else "users"
 
 
 def _percent(value: Fraction, limit: Fraction | None = None) -> str:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from consumers.blocks import MANAGEBAC, SCHOOL_KIND
 from consumers.domain.records import Status, SyncRecord
+from consumers.domain.removals import POLL_LISTS
 from consumers.ports import LedgerPort
 from consumers.settings import SchoolsFile, UnknownSchoolError
 
 # What `explain` answers for: the event kinds, and `parent` (one per person, keyed by the
 # contact's personGuid, else personId). The admin API's RecordKind lists the same.
 EXPLAINABLE_KINDS = ("student", "contact", "staff", "parent")
+# The CLI also explains how the poller stands with each of a school's iSAMS lists
+# (`explain --school ID poll contacts`): read, blocked (iSAMS's words) or removals held.
+POLL_KIND = "poll"
+CLI_KINDS = (*EXPLAINABLE_KINDS, POLL_KIND)
+_POLL_STATES = {
+    Status.SYNCED: "read whole",
+    Status.FAILED: "blocked",
+    Status.PENDING: "removals held",
+}
 
 
 class ExplainRequestError(ValueError):
@@ -40,15 +50,34 @@ def describe(record: SyncRecord | None, kind: str, isams_id: str) -> str:
     return "\n".join(lines)
 
 
-def check_explain_request(schools: SchoolsFile, school: str, kind: str) -> None:
-    """Refuse an unknown school or kind with a message naming it (and what there is)."""
+def describe_poll(record: SyncRecord | None, school: str, name: str) -> str:
+    """Render the poller's state of one of a school's iSAMS lists (a `poll` row)."""
+    if record is None:
+        return (
+            f"poll {name}: never polled. No poll cycle of {school} has read its lists yet; "
+            "set isams.poll_interval_s in the schools file, or run isams-sync poll --once."
+        )
+    lines = [f"poll {name}: {_POLL_STATES.get(record.status, record.status.value)}"]
+    if record.reason:
+        lines.append(f"  why: {record.reason}")
+    if record.last_applied_at is not None:
+        lines.append(f"  last cycle: {record.last_applied_at.isoformat()}")
+    return "\n".join(lines)
+
+
+def check_explain_request(
+    schools: SchoolsFile, school: str, kind: str, isams_id: str | None = None
+) -> None:
+    """Refuse an unknown school, kind or (for `poll`) list, naming it and what there is."""
     try:
         schools.school(school)
     except UnknownSchoolError as exc:
         raise ExplainRequestError(str(exc)) from None
-    if kind not in EXPLAINABLE_KINDS:
+    if kind not in CLI_KINDS:
+        raise ExplainRequestError(f"unknown kind {kind!r}: use one of {', '.join(CLI_KINDS)}")
+    if kind == POLL_KIND and isams_id is not None and isams_id not in POLL_LISTS:
         raise ExplainRequestError(
-            f"unknown kind {kind!r}: use one of {', '.join(EXPLAINABLE_KINDS)}"
+            f"unknown list {isams_id!r}: poll explains one of {', '.join(POLL_LISTS)}"
         )
 
 
@@ -59,8 +88,14 @@ async def school_block(ledger: LedgerPort, school: str) -> str | None:
 
 
 async def explain_record(ledger: LedgerPort, school: str, kind: str, isams_id: str) -> str:
-    """Look the record up in the ledger and describe it, with the school's block if any."""
+    """Look the record (or, for `poll`, the list's state) up in the ledger and describe it,
+    with the school's block if any."""
     await ledger.create_schema()
-    text = describe(await ledger.get(school, kind, isams_id), kind, isams_id)
+    found = await ledger.get(school, kind, isams_id)
+    text = (
+        describe_poll(found, school, isams_id)
+        if kind == POLL_KIND
+        else describe(found, kind, isams_id)
+    )
     blocked = await school_block(ledger, school)
     return text if blocked is None else f"{text}\n  school blocked: {blocked}"

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consumers.adapters import migrations
 from consumers.adapters.ledger import Ledger, engine_from_url, metadata
+from consumers.domain.changes import PolledHash
 from consumers.domain.records import LinkState, SourceState, Status, SyncRecord
 from consumers.ports import LedgerPort
 from tests.fakes import FakeLedger
@@ -235,6 +236,63 @@ async def test_status_counts_count_by_kind_and_status(ledger: LedgerPort) -> Non
     assert await ledger.status_counts("nobody") == {}
 
 
+# --- the poller's hashes --------------------------------------------------------------------
+
+
+def a_hash(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.mark.parametrize("kind", ["student", "contact", "staff"])
+async def test_poll_hashes_are_empty_for_a_school_never_polled(ledger: Ledger, kind: str) -> None:
+    assert await ledger.poll_hashes(SCHOOL, kind) == {}
+
+
+async def test_stored_poll_hashes_come_back_per_school_and_kind(ledger: Ledger) -> None:
+    students = {"1001": PolledHash(a_hash(1)), "1002": PolledHash(a_hash(2))}
+    contacts = {"77": PolledHash(a_hash(3), related_id="1001")}
+
+    await ledger.store_poll_hashes(SCHOOL, "student", students)
+    await ledger.store_poll_hashes(SCHOOL, "contact", contacts)
+    await ledger.store_poll_hashes("other-school", "student", {"1001": PolledHash(a_hash(9))})
+
+    assert await ledger.poll_hashes(SCHOOL, "student") == students
+    assert await ledger.poll_hashes(SCHOOL, "contact") == contacts
+    assert await ledger.poll_hashes(SCHOOL, "staff") == {}
+    assert await ledger.poll_hashes("other-school", "student") == {"1001": PolledHash(a_hash(9))}
+
+
+async def test_storing_a_hash_again_replaces_it_and_none_forgets_the_record(
+    ledger: Ledger,
+) -> None:
+    await ledger.store_poll_hashes(
+        SCHOOL, "contact", {"1": PolledHash(a_hash(1), "S1"), "2": PolledHash(a_hash(2), "S1")}
+    )
+
+    await ledger.store_poll_hashes(
+        SCHOOL, "contact", {"1": PolledHash(a_hash(5), "S2"), "2": None, "never-stored": None}
+    )
+
+    assert await ledger.poll_hashes(SCHOOL, "contact") == {"1": PolledHash(a_hash(5), "S2")}
+    assert await ledger.records(SCHOOL) == []  # the sync records are another table
+
+
+async def test_a_school_sized_batch_is_stored_and_forgotten_in_one_call(ledger: Ledger) -> None:
+    many = {str(n): PolledHash(a_hash(n)) for n in range(1, 2501)}
+    await ledger.store_poll_hashes(SCHOOL, "student", many)
+    assert await ledger.poll_hashes(SCHOOL, "student") == many
+
+    await ledger.store_poll_hashes(SCHOOL, "student", dict.fromkeys(list(many)[:2400]))
+
+    assert await ledger.poll_hashes(SCHOOL, "student") == dict(list(many.items())[2400:])
+
+
+async def test_storing_nothing_changes_nothing(ledger: Ledger) -> None:
+    await ledger.store_poll_hashes(SCHOOL, "staff", {"5": PolledHash(a_hash(5))})
+    await ledger.store_poll_hashes(SCHOOL, "staff", {})
+    assert await ledger.poll_hashes(SCHOOL, "staff") == {"5": PolledHash(a_hash(5))}
+
+
 # --- what the database hands back -----------------------------------------------------------
 
 
@@ -359,8 +417,12 @@ async def test_an_empty_database_migrates_to_head_and_matches_the_models(
         await ledger.create_schema()
 
         async with engine.connect() as connection:
-            assert await connection.run_sync(_tables) == {"alembic_version", "sync_records"}
-            assert await connection.run_sync(_current_revision) == _head() == "0002"
+            assert await connection.run_sync(_tables) == {
+                "alembic_version",
+                "sync_records",
+                "poll_hashes",
+            }
+            assert await connection.run_sync(_current_revision) == _head() == "0003"
             await connection.run_sync(_check)
     finally:
         await ledger.close()
@@ -460,6 +522,7 @@ async def test_a_ledger_made_before_migrations_is_adopted_with_its_records(
         await ledger.put(a_record())
         async with engine.begin() as connection:  # back to the shape of those days (0001)
             await connection.execute(text("ALTER TABLE sync_records DROP COLUMN source"))
+            await connection.execute(text("DROP TABLE poll_hashes"))
 
         await ledger.create_schema()
 

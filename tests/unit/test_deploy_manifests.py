@@ -30,6 +30,7 @@ import yaml
 
 from app.cli import cli
 from consumers.health import build_health_router
+from consumers.poller import STOP_GRACE
 from consumers.runner import RunnerConfig
 from consumers.settings import Settings, expand_variables, load_schools, load_settings
 
@@ -47,6 +48,7 @@ RUNTIME_LOCK = DEPLOY / "docker" / "runtime-lock.txt"
 ROLES = {
     "isams-sync-ingest": ("serve", "host", "port"),
     "isams-sync-consumer": ("consume", "health_host", "health_port"),
+    "isams-sync-poller": ("poll", "health_host", "health_port"),
 }
 SCHOOLS_CONFIGMAP = "isams-sync-schools"
 PLACEHOLDER = re.compile(r"<[^<>]+>")
@@ -393,6 +395,7 @@ def test_kustomization_resolves_to_the_whole_service(directory: Path) -> None:
     for kind, name in [
         ("Deployment", "isams-sync-ingest"),
         ("Deployment", "isams-sync-consumer"),
+        ("Deployment", "isams-sync-poller"),
         ("Service", "isams-sync-ingest"),
         ("ConfigMap", "isams-sync-env"),
         ("ConfigMap", SCHOOLS_CONFIGMAP),
@@ -603,11 +606,23 @@ def test_shutdown_has_time_to_drain(directory: Path) -> None:
     # More consumers than partitions sit idle (and a topic the service creates has this many).
     partitions = Settings.model_fields["kafka_topic_partitions"].default
     assert consumer["spec"]["replicas"] <= partitions
+    poller = find(objects, "Deployment", "isams-sync-poller")
+    # The poller exits within 30 s of SIGTERM (its cycles get STOP_GRACE, then closing).
+    assert STOP_GRACE < 30 <= pod_spec(poller)["terminationGracePeriodSeconds"] - 10
     ingest = find(objects, "Deployment", "isams-sync-ingest")
     (container,) = containers(ingest)
     sleep, seconds = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
     assert int(seconds) < pod_spec(ingest)["terminationGracePeriodSeconds"]
+
+
+@pytest.mark.parametrize("directory", BUILDS, ids=_ids(BUILDS))
+def test_one_poller_runs_at_a_time(directory: Path) -> None:
+    """Two pollers would spend each school's iSAMS request budget twice, so there is one,
+    and a rollout replaces it (Recreate) instead of running a second beside it."""
+    poller = find(build(directory), "Deployment", "isams-sync-poller")
+    assert poller["spec"]["replicas"] == 1
+    assert poller["spec"]["strategy"] == {"type": "Recreate"}
 
 
 @pytest.mark.parametrize("directory", OVERLAYS, ids=_ids(OVERLAYS))

@@ -95,3 +95,19 @@ def test_the_guard_matches_exact_arithmetic(to_archive: int, synced: int, force:
     over = to_archive > 0 and synced > 0 and to_archive * 10 > synced
     assert decision.allowed is (force or not over)
     assert decision.reason
+
+
+def test_what_else_is_guarded_the_same_way_is_worded_for_itself() -> None:
+    noun = ("contact known to the poller", "contacts known to the poller")
+    held = guard_archives(3, 20, force=False, verb="remove", noun=noun)
+    assert held == GuardDecision(
+        allowed=False,
+        reason="this run would remove 3 of 20 contacts known to the poller (15%), more "
+        "than 10%; run it again with --force if iSAMS really lost them",
+    )
+    assert guard_archives(0, 20, False, verb="remove", noun=noun).reason == (
+        "this run has nothing to remove"
+    )
+    assert guard_archives(1, 0, False, verb="remove", noun=noun).reason == (
+        "this run has no contacts known to the poller to protect"
+    )

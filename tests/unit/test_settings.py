@@ -191,3 +191,32 @@ def test_a_missing_ca_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("SYNC_KAFKA_SSL_CAFILE", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match="SYNC_KAFKA_SSL_CAFILE"):
         load_settings()
+
+
+def _with_poll_interval(tmp_path: Path, value: str) -> Path:
+    path = write_schools(tmp_path)
+    text = path.read_text(encoding="utf-8").replace(
+        "      client_secret: ${ISAMS_CLIENT_SECRET}\n",
+        f"      client_secret: ${{ISAMS_CLIENT_SECRET}}\n      poll_interval_s: {value}\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_poll_interval_defaults_to_webhooks_only(tmp_path: Path) -> None:
+    isams = load_schools(write_schools(tmp_path), environ=ENVIRON).schools[0].isams
+    assert isams.poll_interval_s == 0
+    assert not isams.polled
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("60", 60.0), ("1", 1.0), ("86400", 86400.0)])
+def test_a_poll_interval_in_seconds_is_taken(tmp_path: Path, value: str, seconds: float) -> None:
+    isams = load_schools(_with_poll_interval(tmp_path, value), environ=ENVIRON).schools[0].isams
+    assert isams.poll_interval_s == seconds
+    assert isams.polled
+
+
+@pytest.mark.parametrize("value", ["-1", "0.5", "86401", ".inf", ".nan", "soon"])
+def test_a_bad_poll_interval_is_named(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"schools\.0\.isams\.poll_interval_s"):
+        load_schools(_with_poll_interval(tmp_path, value), environ=ENVIRON)
