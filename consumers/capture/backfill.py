@@ -70,8 +70,13 @@ async def run_backfill(
     dry_run: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    batch_size: int = BATCH,
 ) -> BackfillReport:
-    """Read the export, guard, and (unless a dry run or stopped) queue every change."""
+    """Read the export, guard, and (unless a dry run or stopped) queue every change.
+
+    Changes go in batches of `batch_size`; if Kafka fails part-way, the error is raised and
+    running the backfill again is safe (what was queued twice is applied once).
+    """
     school = ports.settings.id
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
@@ -116,8 +121,8 @@ async def run_backfill(
     if decision.allowed and not dry_run:
         assert publisher is not None, "a backfill that queues changes needs a publisher"
         webhook_id = f"backfill-{run_id}"
-        for start in range(0, len(events), BATCH):
-            chunk = events[start : start + BATCH]
+        for start in range(0, len(events), batch_size):
+            chunk = events[start : start + batch_size]
             # The bulk topic: consumed beside the live changes with lower priority, so live
             # edits keep their latency while a whole school is being synced.
             await publisher.publish(

@@ -3,7 +3,8 @@ run that would archive more than 10% of synced users, records why, and yields to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from consumers.adapters.managebac import RetryPolicy
 from consumers.bootstrap import school_ports
 from consumers.capture.backfill import RUN_KIND, BackfillReport, run_backfill
 from consumers.domain.records import Status
+from consumers.ports import OutgoingMessage, PublishError
 from sim.isams.store import roll_of
 from tests.integration.sync_stack import ADMIN_TOKEN, SCHOOL, YEAR_GROUPS, Stack
 
@@ -139,3 +141,43 @@ async def test_the_admin_api_runs_a_backfill(stack: Stack) -> None:
     assert body["queued"] == 0
     assert body["allowed"] is True
     assert "Dry run" in body["summary"]
+
+
+class FailsOnce:
+    """The real publisher, except that its second publish fails: Kafka lost half-way."""
+
+    def __init__(self, real: KafkaPublisher) -> None:
+        self.real = real
+        self.calls = 0
+
+    async def publish(self, topic: str, messages: Sequence[OutgoingMessage]) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            raise PublishError("the broker went away half-way through the backfill")
+        await self.real.publish(topic, messages)
+
+    async def ping(self) -> bool:
+        return await self.real.ping()
+
+
+async def test_a_backfill_interrupted_half_way_and_run_again_applies_everything_once(
+    stack: Stack, backfill: BackfillRunner
+) -> None:
+    await stack.start_consumer()
+    ports = school_ports(stack.schools.schools[0], backfill.http, RetryPolicy())
+    interrupted = FailsOnce(backfill.publisher)
+    with pytest.raises(PublishError):
+        await run_backfill(
+            ports, backfill.ledger, interrupted, stack.settings.topics, batch_size=20
+        )
+    assert interrupted.calls == 2  # the first batch went, the second failed
+
+    report = await backfill()  # run again, whole
+
+    assert report.decision.allowed
+    await stack.wait_for_results(20 + report.queued, timeout=90)
+    assert await active_students(stack) == expected_students(stack)
+    state = await stack.managebac_state()
+    assert max(Counter(s["student_id"] for s in state["students"]).values()) == 1
+    emails = Counter(p["email"].casefold() for p in state["parents"])
+    assert max(emails.values()) == 1
