@@ -352,3 +352,29 @@ def contact_people(contact_id: str, raw: Mapping[str, Any]) -> list[tuple[str, d
             second[own] = raw.get(joint)
         people.append((second_person_id(contact_id), second))
     return people
+
+
+# iSAMS gives a contact in two shapes: the paged list (`/api/students/contacts`) names the
+# student and can carry the school's country ISO mapping; the student's own list has
+# neither. They are the same contact: compared without those, and a mapping known from the
+# paged list is kept when the other shape comes.
+_SHAPE_ONLY = frozenset({"schoolId", "countryIsoMappings"})
+
+
+def same_contact(first: Mapping[str, Any] | None, second: Mapping[str, Any] | None) -> bool:
+    """Tell whether two contact records say the same, whichever endpoint gave each."""
+    if first is None or second is None:
+        return first is second
+    return {k: v for k, v in first.items() if k not in _SHAPE_ONLY} == {
+        k: v for k, v in second.items() if k not in _SHAPE_ONLY
+    }
+
+
+def with_known_mappings(
+    record: Mapping[str, Any], known: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Return the contact record, with the country ISO mapping known before if it has none."""
+    kept = dict(record)
+    if "countryIsoMappings" not in kept and known is not None and "countryIsoMappings" in known:
+        kept["countryIsoMappings"] = known["countryIsoMappings"]
+    return kept

@@ -13,7 +13,13 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from consumers.domain.isams import IsamsContact, contact_people, second_person_id
+from consumers.domain.isams import (
+    IsamsContact,
+    contact_people,
+    same_contact,
+    second_person_id,
+    with_known_mappings,
+)
 from consumers.domain.parents import (
     NO_PERSON,
     ParentRules,
@@ -142,7 +148,12 @@ async def sync_contacts_of_student(
             seen.add(contact_id)
             row = known.get(contact_id)
             settled = row is not None and row.status is not Status.PENDING
-            if settled and not student_moved and row is not None and row.source.record == raw:
+            if (
+                settled
+                and not student_moved
+                and row is not None
+                and same_contact(row.source.record, raw)
+            ):
                 continue  # nothing new for this contact's parent or link
             await _upsert_contact(context, contact_id, student_id, raw, received_at)
     for contact_id in known.keys() - seen:
@@ -193,7 +204,9 @@ async def _upsert_contact(
     if person is None:
         await ledger.put(skipped(base, NO_PERSON, (), received_at, related_id=student_id or None))
         return Result(Outcome.SKIPPED, reason=NO_PERSON)
-    if raw is not None and base.source.record == raw and base.person_key == person:
+    if raw is not None:
+        raw = with_known_mappings(raw, base.source.record)
+    if raw is not None and same_contact(base.source.record, raw) and base.person_key == person:
         return await reconcile_person(context, person, received_at)  # same record: links may wait
     version = contact.last_updated if contact is not None else None
     await ledger.put(
