@@ -29,6 +29,7 @@ from consumers.ports import LedgerPort, PublisherPort
 from consumers.settings import School, SchoolsFile, Settings, Topics, load_schools
 from consumers.sync.context import SchoolPorts
 from consumers.sync.service import SyncService
+from consumers.year_groups import INTERVAL, YearGroupWatch
 
 TOPIC_CREATION_TIMEOUT = 10.0
 
@@ -44,6 +45,7 @@ class Services:
     school_ports: Mapping[str, SchoolPorts]
     _owned_publisher: KafkaPublisher | None = field(default=None, repr=False)
     _sync: SyncService | None = field(default=None, repr=False)
+    _watch: YearGroupWatch | None = field(default=None, repr=False)
 
     @property
     def kafka(self) -> Kafka:
@@ -68,6 +70,15 @@ class Services:
             )
             self._sync = SyncService(self.school_ports, self.ledger, blocks)
         return self._sync
+
+    def year_group_watch(self, interval: float = INTERVAL) -> YearGroupWatch:
+        """Return the one watch of the `mappings.grades` schools' year groups (the consume
+        process starts it), over the sync service's contexts."""
+        if self._watch is None:
+            self._watch = YearGroupWatch(
+                self.sync_service().contexts, self.ledger, interval=interval
+            )
+        return self._watch
 
     def ports_of(self, school_id: str) -> SchoolPorts | None:
         """Return one school's ports, or None for a school not in the schools file."""

@@ -16,6 +16,7 @@ from consumers.sync.context import KeyedLocks, SchoolPorts, SyncContext
 from consumers.sync.parents import sync_contact
 from consumers.sync.students import sync_student
 from consumers.sync.teachers import sync_staff
+from consumers.sync.year_groups import YearGroupDirectory
 
 __all__ = ["SchoolPorts", "SyncService"]
 
@@ -35,8 +36,14 @@ class SyncService:
         )
         locks = KeyedLocks()  # shared by every school: keys carry the school id
         self._contexts = {
-            school: SyncContext(ports, ledger, locks) for school, ports in schools.items()
+            school: SyncContext(ports, ledger, locks, _directory(ports))
+            for school, ports in schools.items()
         }
+
+    @property
+    def contexts(self) -> Mapping[str, SyncContext]:
+        """Each school's sync context (its ports, the ledger, the shared locks)."""
+        return self._contexts
 
     async def process(self, change: QueuedChange) -> Result:
         """Apply one change; raise PermanentFailureError, TransientFailureError or
@@ -61,3 +68,9 @@ class SyncService:
             raise SchoolBlockedError(
                 change.school, self.blocks.reason(change.school, kind) or exc.reason
             ) from exc
+
+
+def _directory(ports: SchoolPorts) -> YearGroupDirectory | None:
+    """Return the school's year-group directory when it maps grades, else None."""
+    grades = ports.settings.mappings.grade_codes()
+    return YearGroupDirectory(ports.settings.id, grades, ports.managebac) if grades else None
