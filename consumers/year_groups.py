@@ -112,11 +112,13 @@ class YearGroupWatch:
                 await task
         self._tasks.clear()
 
-    async def cycle(self, school: str) -> PlacementRun | None:
-        """Read the school's year groups (unless read just now), say what does not resolve,
-        and place its students when the resolution is not the one they were placed by."""
+    async def cycle(self, school: str, *, read: bool = True) -> PlacementRun | None:
+        """Read the school's year groups (`read`; not when a read just showed a change),
+        say what does not resolve, and place its students when the resolution is not the
+        one they were placed by."""
         directory = self._directory(school)
-        await directory.refresh(after=directory.now() - self._interval / 2)
+        if read or not directory.resolution.read:
+            await directory.refresh()
         resolution = directory.resolution
         if school not in self._placed:
             self._placed[school] = await self._stored_placement(school)
@@ -134,17 +136,21 @@ class YearGroupWatch:
 
     async def _watch(self, school: str) -> None:
         wake = self._wake[school]
+        woken = False  # by a read elsewhere (a refused id, a change's fresh read): no re-read
         while True:
             wake.clear()
             try:
-                await self.cycle(school)
+                await self.cycle(school, read=not woken)
             except Exception as exc:  # ManageBac+ or iSAMS down, or a bug: try next time
                 log.warning(
                     "year groups not read or students not placed; trying again",
                     extra={"school": school, "error": type(exc).__name__, "in_s": self._interval},
                 )
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(wake.wait(), timeout=self._interval)
+                woken = True
+            except TimeoutError:
+                woken = False
 
     def _directory(self, school: str) -> YearGroupDirectory:
         directory = self._contexts[school].year_groups
