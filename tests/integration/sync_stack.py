@@ -51,6 +51,8 @@ class Stack:
     managebac: httpx.AsyncClient
     results: list[Result]
     start_consumer: Callable[[], Any]
+    isams_url: str = ""
+    stop_consumer: Callable[[], Any] | None = None
 
     async def managebac_students(self) -> dict[str, dict[str, Any]]:
         state = (await self.managebac.get("/_sim/state")).json()
@@ -70,7 +72,12 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
-def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
+def _schools(
+    isams_url: str,
+    managebac_url: str,
+    mappings: dict[str, Any] | None = None,
+    budget: float = 500,
+) -> SchoolsFile:
     return SchoolsFile.model_validate(
         {
             "schools": [
@@ -85,9 +92,9 @@ def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
                     "managebac": {
                         "base_url": managebac_url,
                         "token": TOKEN,
-                        "max_requests_per_second": 500,
+                        "max_requests_per_second": budget,
                     },
-                    "mappings": {"year_groups": YEAR_GROUPS},
+                    "mappings": mappings or {"year_groups": YEAR_GROUPS},
                 }
             ]
         }
@@ -96,9 +103,10 @@ def _schools(isams_url: str, managebac_url: str) -> SchoolsFile:
 
 @asynccontextmanager
 async def _consumer(
-    settings: Settings, schools: SchoolsFile, results: list[Result]
+    settings: Settings, schools: SchoolsFile, results: list[Result], year_group_interval: float
 ) -> AsyncIterator[None]:
     async with open_services(settings, schools, retry=RetryPolicy(attempts=2)) as services:
+        watch = services.year_group_watch(year_group_interval)  # grades schools only
         runner = ChangeRunner(
             RunnerConfig(
                 settings.kafka_bootstrap,
@@ -110,9 +118,11 @@ async def _consumer(
             on_result=lambda _change, result: results.append(result),
         )
         task = asyncio.create_task(runner.run())
+        await watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             runner.stop()
             await asyncio.wait_for(task, timeout=30)
 
@@ -125,17 +135,32 @@ async def stack(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIt
 
 @asynccontextmanager
 async def open_stack(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, publisher: Publisher | None = None
+    kafka_bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    publisher: Publisher | None = None,
+    *,
+    school: SchoolData | None = None,
+    mappings: dict[str, Any] | None = None,
+    budget: float = 500,
+    managebac_config: ManagebacConfig | None = None,
+    year_group_interval: float = 60.0,
 ) -> AsyncIterator[Stack]:
-    """Run the stack; `publisher`, when given, is the ingest's (started by the caller)."""
-    school = generate_school(40, seed=11)
+    """Run the stack; `publisher`, when given, is the ingest's (started by the caller).
+
+    By default a school of 40 pupils, fixed year groups and a roomy budget; a test may give
+    its own school, mappings, budget (`max_requests_per_second`) and ManageBac+ simulator.
+    """
+    school = school or generate_school(40, seed=11)
     isams = create_isams_app(IsamsConfig(), school)
-    managebac = create_managebac_app(ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS))
+    managebac = create_managebac_app(
+        managebac_config or ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS)
+    )
     async with (
         serve_app(isams, lifespan="off") as isams_url,
         serve_app(managebac, lifespan="off") as managebac_url,
     ):
-        schools = _schools(isams_url, managebac_url)
+        schools = _schools(isams_url, managebac_url, mappings, budget)
         settings = Settings(
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic_prefix=topics.changes.removesuffix("isams.changes"),
@@ -160,9 +185,13 @@ async def open_stack(
             consumer_running: list[Any] = []
 
             async def start_consumer() -> None:
-                context = _consumer(settings, schools, results)
+                context = _consumer(settings, schools, results, year_group_interval)
                 await context.__aenter__()
                 consumer_running.append(context)
+
+            async def stop_consumer() -> None:
+                """Stop the consumer started last, as a SIGTERM would (drain, commit)."""
+                await consumer_running.pop().__aexit__(None, None, None)
 
             try:
                 yield Stack(
@@ -175,6 +204,8 @@ async def open_stack(
                     managebac=managebac_http,
                     results=results,
                     start_consumer=start_consumer,
+                    isams_url=isams_url,
+                    stop_consumer=stop_consumer,
                 )
             finally:
                 for context in consumer_running:
