@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from consumers.adapters.ledger import Ledger
+from consumers.domain.year_groups import NOT_READ
 from consumers.ops.explain import year_group_problems
 from consumers.settings import Topics
 from sim.managebac import SimConfig as ManagebacConfig
@@ -40,13 +41,16 @@ def _school(school_id: str, managebac_url: str, mappings: dict[str, Any]) -> dic
 
 
 async def _ready_detail(url: str, process: ManagedProcess) -> dict[str, Any]:
-    """Poll `/readyz` until its detail names a school (bounded); return the body."""
+    """Poll `/readyz` until its detail names a school's grade after the first read of the
+    year groups (before it, each grade says they were not read yet); return the body."""
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(timeout=5) as http:
         while True:
             answer = await http.get(f"{url}/readyz")
             body: dict[str, Any] = answer.json()
-            if answer.status_code == 200 and body["detail"]["year_groups"]:
+            reported = body.get("detail", {}).get("year_groups", {})
+            read = [why for grades in reported.values() for why in grades.values()]
+            if answer.status_code == 200 and read and NOT_READ not in read:
                 return body
             assert time.monotonic() < deadline, process.log_tail()
             await asyncio.sleep(0.2)
