@@ -28,7 +28,14 @@ bulk_lane: ContextVar[bool] = ContextVar("bulk_lane", default=False)
 
 
 class RequestBudget:
-    """Grant requests at `rate`/s, live ones first; bursts up to one second's worth."""
+    """Grant requests at `rate`/s, live ones first, evenly spaced (no burst).
+
+    ManageBac+ counts requests in fixed windows (a second each, by its clock). A bucket
+    that saved up a second's worth while idle would send it at once and then a second's
+    refill on top, up to twice the limit in one window: the 429s come in a crowd at the
+    start of every burst of work (a rollover's moves, a batch of webhooks). Spaced at
+    1/`rate`, no window gets more than the limit, and a waiting queue still uses all of it.
+    """
 
     def __init__(self, budget: float, clock: Callable[[], float] = time.monotonic) -> None:
         if budget <= 0:
@@ -86,7 +93,7 @@ class RequestBudget:
 
     @property
     def _capacity(self) -> float:
-        return max(1.0, self._rate)
+        return 1.0  # one request saved up at most: see the class docstring
 
     def _refill(self) -> None:
         now = self._clock()

@@ -28,7 +28,7 @@ from tests.integration.sync_stack import TOKEN, YEAR_GROUPS, Stack, open_stack
 pytestmark = pytest.mark.kafka
 
 PUPILS = 300
-BUDGET = 25  # the school's max_requests_per_second, and ManageBac+'s limit per client address
+BUDGET = 40  # the school's max_requests_per_second, and ManageBac+'s limit per client address
 GRADES = {year: f"secondary;{year}" for year in range(7, 14)}
 BATCH = 100  # events per webhook request
 SETTLE_TIMEOUT = 120.0
