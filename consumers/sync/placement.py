@@ -13,7 +13,8 @@ so the next run finds exactly the rest.
 
 Moves go at the school's ManageBac+ budget behind live changes: `lane` is entered around
 each one (the consume process passes the budget's bulk lane), and only `concurrency` run
-at once.
+at once. A failure that may pass (ManageBac+ down, the school's token refused) ends the run
+there: the moves not begun would fail alike, and the next run finds them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ class PlacementRun:
     due: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     failed: int = 0
+    left: int = 0
+    """Due but not tried: the run ended at a failure that may pass."""
     retry: bool = False
     """Some re-plans failed for a reason that may pass (ManageBac+ or iSAMS down, the
     school's token refused): run again at the next read."""
@@ -87,12 +90,16 @@ async def place_students(
 
     async def move(raw: Record) -> None:
         async with slots:
+            if any(not isinstance(exc, PermanentFailureError) for exc in failures):
+                return  # the run ends: left for the next one
             change = _change(context.school, raw, run_id)
             try:
                 with lane():
                     result = await place_student(change, context)
             except Exception as exc:  # one pupil's failure never stops the others' moves
                 failures.append(exc)
+                if isinstance(exc, PermanentFailureError):
+                    await _say_why_not_moved(context, change.event.record_id, exc)
                 log.warning(
                     "pupil not moved to their year group",
                     extra={
@@ -111,6 +118,7 @@ async def place_students(
         due=len(due),
         outcomes=outcomes,
         failed=len(failures),
+        left=len(due) - sum(outcomes.values()) - len(failures),
         # ManageBac+ refusing a pupil's data stays refused; anything else may pass.
         retry=any(not isinstance(exc, PermanentFailureError) for exc in failures),
     )
@@ -123,9 +131,21 @@ async def place_students(
             "due": run.due,
             "moved": run.moved,
             "failed": run.failed,
+            "left": run.left,
         },
     )
     return run
+
+
+async def _say_why_not_moved(
+    context: SyncContext, isams_id: str, error: PermanentFailureError
+) -> None:
+    """Put ManageBac+'s refusal on the pupil's ledger row, for `explain` (their next change
+    meets it too, and goes to the DLQ with it)."""
+    row = await context.ledger.get(context.school, "student", isams_id)
+    if row is not None:
+        why = f"not moved to the year group of their grade: {error.error_class}: {error.detail}"
+        await context.ledger.put(replace(row, reason=why[:1000]))
 
 
 def _change(school: str, raw: Record, run_id: str) -> QueuedChange:

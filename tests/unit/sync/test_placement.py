@@ -10,7 +10,7 @@ from datetime import date
 
 from consumers.domain.records import Status
 from consumers.outcomes import Outcome
-from consumers.ports import ManagebacUnavailableError
+from consumers.ports import ManagebacBlockedError, ManagebacUnavailableError
 from consumers.sync.placement import place_students
 from consumers.sync.service import SyncService
 from tests.fakes import FakeSync
@@ -113,7 +113,9 @@ async def test_a_run_cut_short_is_finished_after_a_restart_moving_only_the_rest(
     cut = await place_students(
         sync.service.contexts[sync.school.id], lane=failing_after_three, concurrency=1
     )
-    assert (cut.due, cut.moved, cut.failed, cut.retry) == (6, 3, 3, True)
+    # The fourth move fails and ends the run: the last two are not even tried.
+    assert (cut.due, cut.moved, cut.failed, cut.left, cut.retry) == (6, 3, 1, 2, True)
+    assert len(sync.managebac.requests) == mark + 3
 
     sync.managebac.failing = None
     restarted = SyncService(
@@ -171,3 +173,32 @@ async def test_an_archived_cohort_seen_late_is_refused_read_again_and_the_pupil_
 
     assert run.moved == 1
     assert sync.managebac.student("C-S1").fields["year_group_id"] == 2200
+
+
+async def test_a_refused_token_ends_the_run_at_the_first_refusal() -> None:
+    sync = await synced_school({f"S{n}": 7 for n in range(1, 6)})
+    sync.managebac.transition()
+    await directory_of(sync).refresh()
+    sync.managebac.failing = ManagebacBlockedError(401, "the token was refused (401)")
+
+    run = await place_students(sync.service.contexts[sync.school.id], concurrency=1)
+
+    assert (run.due, run.failed, run.left, run.retry) == (5, 1, 4, True)
+
+
+async def test_a_pupil_managebac_refuses_does_not_stop_the_others() -> None:
+    sync = await synced_school({"S1": 7, "S2": 7, "S3": 7})
+    sync.managebac.transition()
+    await directory_of(sync).refresh()
+    # Another user took S2's e-mail in ManageBac+ meanwhile; iSAMS changed it too.
+    sync.managebac.seed("teachers", email="taken@school.example", last_name="T")
+    sync.isams.update_student("S2", schoolEmailAddress="taken@school.example", lastUpdated=T1)
+
+    run = await place_students(sync.service.contexts[sync.school.id], concurrency=1)
+
+    assert (run.due, run.moved, run.failed, run.left, run.retry) == (3, 2, 1, 0, False)
+    row = sync.ledger.row("student", "S2")
+    assert row.pushed["year_group_id"] == COHORTS[7]  # not moved …
+    assert row.reason is not None  # … and `explain` says why
+    assert row.reason.startswith("not moved to the year group of their grade: managebac-rejected")
+    assert "has already been taken" in row.reason
