@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from consumers.adapters.budget import bulk_lane
 from consumers.domain.records import Status, SyncRecord
@@ -73,7 +73,7 @@ class YearGroupWatch:
         self._ledger = ledger
         self._interval = interval
         self._lane = lane
-        self._gauge = _gauge(registry)
+        self._gauge, self._placed_total = _metrics(registry)
         self._wake = {school: asyncio.Event() for school in self._contexts}
         self._placed: dict[str, dict[int, int] | None] = {}
         self._again: set[str] = set()  # a run had failures that may pass
@@ -126,6 +126,10 @@ class YearGroupWatch:
         if self._placed[school] == dict(resolution.ids) and school not in self._again:
             return None
         run = await place_students(self._contexts[school], lane=self._lane)
+        for outcome, count in run.outcomes.items():
+            self._placed_total.labels(school=school, outcome=outcome).inc(count)
+        if run.failed:
+            self._placed_total.labels(school=school, outcome="failed").inc(run.failed)
         if run.retry:
             self._again.add(school)
         else:
@@ -194,18 +198,27 @@ class YearGroupWatch:
         )
 
 
-_GAUGES: dict[int, Gauge] = {}
+_METRICS: dict[int, tuple[Gauge, Counter]] = {}
 
 
-def _gauge(registry: CollectorRegistry) -> Gauge:
-    """One gauge per registry (a process builds one watch; tests build several)."""
+def _metrics(registry: CollectorRegistry) -> tuple[Gauge, Counter]:
+    """One set per registry (a process builds one watch; tests build several)."""
     key = id(registry)
-    if key not in _GAUGES:
-        _GAUGES[key] = Gauge(
-            "isams_sync_year_group_unresolved",
-            "1 while a mapped grade has no single active ManageBac+ year group (none, or two):"
-            " its pupils are skipped.",
-            ["school", "grade"],
-            registry=registry,
+    if key not in _METRICS:
+        _METRICS[key] = (
+            Gauge(
+                "isams_sync_year_group_unresolved",
+                "1 while a mapped grade has no single active ManageBac+ year group (none, or"
+                " two): its pupils are skipped.",
+                ["school", "grade"],
+                registry=registry,
+            ),
+            Counter(
+                "isams_sync_year_group_placements",
+                "Pupils re-planned into the year group of their grade after the cohorts moved,"
+                " by outcome (updated = moved).",
+                ["school", "outcome"],
+                registry=registry,
+            ),
         )
-    return _GAUGES[key]
+    return _METRICS[key]

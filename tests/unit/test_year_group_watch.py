@@ -86,13 +86,16 @@ async def test_a_transition_while_no_consumer_ran_is_placed_at_start_up() -> Non
     sync.managebac.transition()
     restarted = SyncService({SCHOOL_ID: sync.school.ports()}, sync.ledger)
 
-    run = await YearGroupWatch(restarted.contexts, sync.ledger, registry=CollectorRegistry()).cycle(
-        SCHOOL_ID
-    )
+    registry = CollectorRegistry()
+    run = await YearGroupWatch(restarted.contexts, sync.ledger, registry=registry).cycle(SCHOOL_ID)
 
     assert run is not None
     assert run.moved == 3
     assert placed_row(sync) == {"placed": {"7": 2010, "8": 2007, "9": 2008}}
+    moved = registry.get_sample_value(
+        "isams_sync_year_group_placements_total", {"school": SCHOOL_ID, "outcome": "updated"}
+    )
+    assert moved == 3
 
 
 async def test_the_moves_are_sent_on_the_bulk_lane() -> None:
