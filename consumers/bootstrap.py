@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from consumers.adapters.budget import RequestBudget
 from consumers.adapters.http import HttpPolicy, new_http_client
 from consumers.adapters.isams import IsamsClient
 from consumers.adapters.kafka.admin import ensure_topics
@@ -43,6 +44,7 @@ class Services:
     ledger: LedgerPort
     publisher: PublisherPort
     school_ports: Mapping[str, SchoolPorts]
+    budgets: Mapping[str, RequestBudget] = field(default_factory=dict)
     _owned_publisher: KafkaPublisher | None = field(default=None, repr=False)
     _sync: SyncService | None = field(default=None, repr=False)
     _watch: YearGroupWatch | None = field(default=None, repr=False)
@@ -71,6 +73,12 @@ class Services:
             self._sync = SyncService(self.school_ports, self.ledger, blocks)
         return self._sync
 
+    def set_managebac_share(self, share: float) -> None:
+        """Run every school's ManageBac+ budget at `share` of it: this process's part of the
+        work (docs/design.md §4: N replicas together stay within each school's budget)."""
+        for budget in self.budgets.values():
+            budget.set_share(share)
+
     def year_group_watch(self, interval: float = INTERVAL) -> YearGroupWatch:
         """Return the one watch of the `mappings.grades` schools' year groups (the consume
         process starts it), over the sync service's contexts."""
@@ -85,7 +93,12 @@ class Services:
         return self.school_ports.get(school_id)
 
 
-def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) -> SchoolPorts:
+def school_ports(
+    school: School,
+    http: httpx.AsyncClient,
+    retry: RetryPolicy,
+    budget: RequestBudget | None = None,
+) -> SchoolPorts:
     """Build the iSAMS and ManageBac+ clients of one school."""
     return SchoolPorts(
         settings=school,
@@ -101,6 +114,7 @@ def school_ports(school: School, http: httpx.AsyncClient, retry: RetryPolicy) ->
             school.managebac.token.get_secret_value(),
             school.managebac.max_requests_per_second,
             retry,
+            budget,
         ),
     )
 
@@ -161,6 +175,10 @@ async def open_services(
         built = new_publisher(settings, client_id=client_id, timeout=publish_timeout)
         publisher = built
     policy = retry or RetryPolicy()
+    budgets = {
+        school.id: RequestBudget(school.managebac.max_requests_per_second)
+        for school in chosen.schools
+    }
     try:
         async with new_http_client(http_policy) as http:
             yield Services(
@@ -169,8 +187,10 @@ async def open_services(
                 ledger=ledger,
                 publisher=publisher,
                 school_ports={
-                    school.id: school_ports(school, http, policy) for school in chosen.schools
+                    school.id: school_ports(school, http, policy, budgets[school.id])
+                    for school in chosen.schools
                 },
+                budgets=budgets,
                 _owned_publisher=built,
             )
     finally:

@@ -78,6 +78,7 @@ async def run_worker(
                     ),
                     service.process,
                     on_result=record_result,
+                    on_share=services.set_managebac_share,
                 )
                 runners.append(runner)
                 if stopping.is_set():

@@ -102,6 +102,12 @@ class Parking:
             extra={"key": origin.key_text, "in_s": self._blocked_delay},
         )
 
+    async def later(self, origin: Origin, delay: float, why: str) -> None:
+        """Put a record, as read, on the retry topic for `delay` s, its attempts as they were
+        (a busy school's overflow: it did not fail, it waits its turn)."""
+        headers = retry_headers(time.time() + delay, 0, why)
+        await self._send(self._topics.retry, origin, origin.value, headers)
+
     async def dead_letter(
         self,
         origin: Origin,

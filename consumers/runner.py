@@ -18,6 +18,7 @@ import contextlib
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias
@@ -27,6 +28,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError
 
+from consumers.adapters.budget import bulk_lane
 from consumers.adapters.kafka.connection import Kafka, client_options
 from consumers.adapters.kafka.dlq import not_before
 from consumers.adapters.kafka.producer import Producer
@@ -41,6 +43,7 @@ from consumers.outcomes import (
 )
 from consumers.parking import Origin, Parking, RetrySchedule
 from consumers.settings import Topics
+from consumers.sync.context import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ class ResultSink(Protocol):
     def __call__(self, change: QueuedChange | None, result: Result) -> None: ...
 
 
+ShareSink = Callable[[float], None]
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """Tuning of the consumer loop."""
@@ -63,34 +69,68 @@ class RunnerConfig:
     group_id: str
     topics: Topics
     max_in_flight: int = 64
-    max_parked_in_flight: int = 256
+    """Changes of `isams.changes` being processed at once (across schools)."""
+    max_parked_in_flight: int = 64
+    """Changes back from the retry topic being processed at once."""
+    max_bulk_in_flight: int = 8
+    """Changes of a first sync (the bulk topic) being processed at once."""
+    max_in_flight_per_school: int = 16
+    """Live changes of one school being processed at once: a school waiting on 429s, a slow
+    or a failing ManageBac+ holds at most these, never the slots of the others."""
+    max_bulk_in_flight_per_school: int = 4
+    """Bulk changes of one school being processed at once (its first sync's share)."""
+    max_handed_out: int = 4000
+    """Records handed out and not finished (waiting or running): bounds memory."""
+    max_handed_out_per_school: int = 1000
+    """Beyond this many of one school, its new records wait on the retry topic for a while
+    (their attempts not counted), so one school's backlog never fills the others' room."""
+    max_bulk_handed_out: int = 200
+    """Beyond this many bulk records, the bulk partitions are paused until half are done."""
     max_batch: int = 500
     commit_interval: float = 1.0
     drain_timeout: float = 30.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)
     blocked_delay: float = 15.0  # a blocked school's change waits this long between looks
+    busy_delay: float = 5.0  # a busy school's overflow waits this long on the retry topic
 
 
 class ChangeRunner:
-    """Consume `isams.changes` and `isams.changes.retry`; hand each change to the processor."""
+    """Consume `isams.changes`, its retry topic and its bulk topic; hand each change to the
+    processor, live before bulk, each school within its own share of the slots."""
 
     def __init__(
         self,
         config: RunnerConfig,
         process: Processor,
         on_result: ResultSink | None = None,
+        on_share: ShareSink | None = None,
     ) -> None:
         self._config = config
         self._process = process
         self._on_result = on_result
+        self._on_share = on_share
         self._stopping = asyncio.Event()
+        topics = config.topics
         self._slots = {
-            config.topics.changes: asyncio.Semaphore(config.max_in_flight),
-            config.topics.retry: asyncio.Semaphore(config.max_parked_in_flight),
+            topics.changes: asyncio.Semaphore(config.max_in_flight),
+            topics.retry: asyncio.Semaphore(config.max_parked_in_flight),
+            topics.bulk: asyncio.Semaphore(config.max_bulk_in_flight),
         }
+        self._handed_out = asyncio.Semaphore(config.max_handed_out)
+        self._school_slots: dict[tuple[str, bool], asyncio.Semaphore] = {}  # by school, lane
+        self._by_school: Counter[str] = Counter()  # records handed out, per school
+        self._bulk_handed_out = 0
+        self._bulk_paused = False
         self._offsets: OffsetTracker[TopicPartition] = OffsetTracker()
-        self._tails: dict[bytes | None, asyncio.Task[None]] = {}  # by key, both topics
+        # One chain per key and lane (live: changes and retries; bulk), and one lock per key:
+        # a record's changes never run at once, and a live one never waits behind a first
+        # sync's queue (the older bulk snapshot that runs after it is stale, so changes
+        # nothing).
+        self._tails: dict[tuple[bool, bytes | None], asyncio.Task[None]] = {}
+        self._running_keys = KeyedLocks()
         self._running: set[asyncio.Task[None]] = set()
+        self._waiting: dict[asyncio.Task[None], TopicPartition] = {}  # not yet processing
+        self._processing: dict[asyncio.Task[None], TopicPartition] = {}
         self._revoked: set[TopicPartition] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._parking: Parking | None = None
@@ -113,22 +153,23 @@ class ChangeRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=config.max_batch,
-            # Range assignment gives partition p of both topics to the same consumer (they
-            # have as many partitions), so one record's new and retried changes meet in one
-            # process, whose per-key chain keeps them apart. Round robin stays listed so a
+            # Range assignment gives partition p of every topic to the same consumer (they
+            # have as many partitions), so one record's new, retried and bulk changes meet in
+            # one process, whose per-key chain keeps them apart. Round robin stays listed so a
             # rolling upgrade from it still finds a protocol every member speaks.
             partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         )
         consumer.subscribe(
-            [config.topics.changes, config.topics.retry], listener=_CommitOnRevoke(self)
+            [config.topics.changes, config.topics.retry, config.topics.bulk],
+            listener=_CommitOnRevoke(self),
         )
         await producer.start()
         self._parking = Parking(
             producer, config.topics, config.retry, self._gone, config.blocked_delay
         )
         try:
+            self._consumer = consumer  # before start: the first assignment may come during it
             await consumer.start()
-            self._consumer = consumer
             committer = asyncio.create_task(self._commit_periodically())
             try:
                 await self._fetch_loop(consumer)
@@ -157,47 +198,97 @@ class ChangeRunner:
                         return
 
     async def _dispatch(self, partition: TopicPartition, record: Record) -> bool:
-        """Start the record (it runs after the running one with its key); False once stopping."""
-        slots = self._slots[partition.topic]
-        await slots.acquire()
+        """Hand the record to a task of its own; False once stopping.
+
+        Only the memory bound (`max_handed_out`) holds the fetch loop; a record then waits
+        in its task for its key's previous record, its school's slot and its topic's slot.
+        A school with too many records waiting has its new ones parked for a moment, and
+        the bulk partitions are paused while the bulk lane is full: neither a busy school
+        nor a first sync can hold back another school's live changes.
+        """
+        config = self._config
+        if partition in self._revoked:
+            return True  # fetched before its partition went: the new owner reads it again
+        await self._handed_out.acquire()
         if self._stopping.is_set():
-            slots.release()
+            self._handed_out.release()
             return False
-        self._revoked.discard(partition)
+        school = _school_of(record.key)
+        bulk = partition.topic == config.topics.bulk
+        if partition.topic == config.topics.changes and (
+            self._by_school[school] >= config.max_handed_out_per_school
+        ):
+            self._handed_out.release()
+            await self._defer(partition, record)
+            return True
         self._offsets.started(partition, record.offset)
-        task = asyncio.create_task(self._run(partition, record))
+        self._by_school[school] += 1
+        if bulk:
+            self._bulk_handed_out += 1
+            self._pause_bulk_if_full()
+        task = asyncio.create_task(self._run(partition, record, school))
         self._running.add(task)
+        self._waiting[task] = partition
 
         def forget(done: asyncio.Task[None]) -> None:
-            slots.release()
+            self._handed_out.release()
             self._running.discard(done)
-            if self._tails.get(record.key) is done:
-                del self._tails[record.key]
+            self._waiting.pop(done, None)
+            self._by_school[school] -= 1
+            if not self._by_school[school]:
+                del self._by_school[school]
+            if bulk:
+                self._bulk_handed_out -= 1
+                self._resume_bulk_if_room()
+            if self._tails.get((bulk, record.key)) is done:
+                del self._tails[(bulk, record.key)]
 
         task.add_done_callback(forget)
         return True
 
-    async def _run(self, partition: TopicPartition, record: Record) -> None:
-        """Wait until a parked record is due, then run it after its key's running record.
+    async def _run(self, partition: TopicPartition, record: Record, school: str) -> None:
+        """Wait until a parked record is due, then run it after its key's running record,
+        in a slot of its school and one of its topic.
 
-        One chain per key across both topics: a retried change and a newer one for the same
-        record never run at once (each reads the ledger, then writes ManageBac+; together,
-        the older could land last and stay). The wait for `not-before` comes before joining
-        the chain, so a parked record holds nobody up while it waits. Tasks start in the
-        order they were created, so records of `isams.changes` keep their order per key.
+        Two changes of one record never run at once (each reads the ledger, then writes
+        ManageBac+; together, the older could land last and stay): one chain per key and
+        lane keeps a lane's order, one lock per key keeps the lanes apart. The wait for
+        `not-before` comes before joining the chain, so a parked record holds nobody up
+        while it waits. Tasks start in the order they were created, so records of
+        `isams.changes` keep their order per key.
         """
         if partition.topic == self._config.topics.retry and not await self._wait_until_due(
             partition, record
         ):
             return  # stop or rebalance: redelivered
-        previous = self._tails.get(record.key)
+        bulk = partition.topic == self._config.topics.bulk
+        previous = self._tails.get((bulk, record.key))
         current = asyncio.current_task()
         assert current is not None
-        self._tails[record.key] = current
+        self._tails[(bulk, record.key)] = current
         if previous is not None:
             await asyncio.wait([previous])
+        lane_limit = (
+            self._config.max_bulk_in_flight_per_school
+            if bulk
+            else self._config.max_in_flight_per_school
+        )
+        school_slots = self._school_slots.setdefault((school, bulk), asyncio.Semaphore(lane_limit))
+        token = bulk_lane.set(bulk)
         try:
-            await self._handle(record)
+            async with (
+                school_slots,
+                self._slots[partition.topic],
+                self._running_keys.hold(_text(record.key)),
+            ):
+                if partition in self._revoked or self._stopping.is_set():
+                    return  # it waited while its partition went: the new owner runs it
+                self._waiting.pop(current, None)
+                self._processing[current] = partition
+                try:
+                    await self._handle(record)
+                finally:
+                    del self._processing[current]
         except Exception as exc:
             # Only a stop or a lost partition gets here (parking waits out Kafka failures):
             # the record stays uncommitted, so it is redelivered.
@@ -206,7 +297,37 @@ class ChangeRunner:
                 extra={"key": _text(record.key), "error": type(exc).__name__},
             )
             return
+        finally:
+            bulk_lane.reset(token)
         self._offsets.finished(partition, record.offset)
+
+    async def _defer(self, partition: TopicPartition, record: Record) -> None:
+        """Park a busy school's new record on the retry topic for a moment (not an attempt)."""
+        assert self._parking is not None
+        origin = Origin(record.topic, record.partition, record.offset, record.key, record.value)
+        self._offsets.started(partition, record.offset)
+        try:
+            await self._parking.later(origin, self._config.busy_delay, "its school is busy")
+        except Exception:  # stop or rebalance: left uncommitted, redelivered
+            return
+        self._offsets.finished(partition, record.offset)
+
+    def _pause_bulk_if_full(self) -> None:
+        consumer = self._consumer
+        if self._bulk_paused or consumer is None:
+            return
+        if self._bulk_handed_out >= self._config.max_bulk_handed_out:
+            bulk = [tp for tp in consumer.assignment() if tp.topic == self._config.topics.bulk]
+            consumer.pause(*bulk)
+            self._bulk_paused = True
+
+    def _resume_bulk_if_room(self) -> None:
+        consumer = self._consumer
+        if not self._bulk_paused or consumer is None:
+            return
+        if self._bulk_handed_out <= self._config.max_bulk_handed_out // 2:
+            consumer.resume(*consumer.paused())
+            self._bulk_paused = False
 
     async def _handle(self, record: Record) -> None:
         """Process one record until it is applied, skipped, parked or dead-lettered."""
@@ -307,14 +428,50 @@ class ChangeRunner:
             await asyncio.wait(still_running)
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Finish the records of partitions that go, commit them, and forget them."""
+        """Finish the records of partitions that go, commit them, and forget them.
+
+        Records that are still waiting for a slot are not started: they stay uncommitted
+        and the partitions' new owner runs them.
+        """
         self._revoked |= revoked
-        while any(self._offsets.in_flight(partition) for partition in revoked):
+        for task, partition in list(self._waiting.items()):
+            if partition in revoked:
+                task.cancel()  # its offset stays in flight: the commit stops before it
+        while any(partition in revoked for partition in self._processing.values()):
             if self._stopping.is_set():
                 break
             await asyncio.sleep(0.05)
         await self._commit()
         self._offsets.forget(revoked)
+
+    async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Take this consumer's share of every school's ManageBac+ budget: its part of the
+        partitions of `isams.changes` (keys spread a school's records over all of them)."""
+        self._revoked -= assigned
+        self._bulk_paused = False  # new assignments start unpaused: judge the lane again
+        self._pause_bulk_if_full()
+        topic = self._config.topics.changes
+        total = await self._partition_count(topic)
+        mine = sum(1 for partition in assigned if partition.topic == topic)
+        share = mine / total if total else 1.0
+        log.info("partitions assigned", extra={"partitions": mine, "of": total, "share": share})
+        if self._on_share is not None:
+            self._on_share(share)
+
+    async def _partition_count(self, topic: str) -> int:
+        """Return how many partitions `topic` has (0 when Kafka does not say)."""
+        consumer = self._consumer
+        if consumer is None:
+            return 0
+        known = consumer.partitions_for_topic(topic)
+        if not known:
+            # Right after joining, the consumer's metadata may not list the topic yet: ask
+            # the cluster (aiokafka has no public call for it).
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                async with asyncio.timeout(5.0):
+                    cluster = await consumer._client.fetch_all_metadata()
+                    known = cluster.partitions_for_topic(topic)
+        return len(known or ())
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -327,7 +484,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         await self._runner.partitions_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        await self._runner.partitions_assigned(set(assigned))
 
 
 def _where(exc: BaseException) -> str:
@@ -350,6 +507,11 @@ def _where(exc: BaseException) -> str:
     if frame is None:
         return "?"
     return f"{frame.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}"
+
+
+def _school_of(key: bytes | None) -> str:
+    """Return the school of a record, from its key `school:kind:id`."""
+    return (key or b"").split(b":", 1)[0].decode("utf-8", "replace")
 
 
 def _text(value: bytes | None) -> str:

@@ -166,6 +166,8 @@ class Topics(BaseModel):
     changes: str
     retry: str
     dlq: str
+    bulk: str
+    """First syncs (backfill): consumed beside the live changes, with lower priority."""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -173,10 +175,11 @@ class Topics(BaseModel):
             changes=f"{prefix}isams.changes",
             retry=f"{prefix}isams.changes.retry",
             dlq=f"{prefix}isams.changes.dlq",
+            bulk=f"{prefix}isams.changes.bulk",
         )
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.changes, self.retry, self.dlq)
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.changes, self.retry, self.dlq, self.bulk)
 
 
 SchoolSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -242,6 +245,9 @@ class StaffSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+    # Where a teacher's ManageBac+ access comes from (docs/design.md §3 Teachers): `event`
+    # (the `managebacAccess` of staff events), `all_current` or `teaching_staff`.
+    access_from: Literal["event", "all_current", "teaching_staff"] = "event"
     on_access_revoked: Literal["archive", "ignore"] = "archive"
 
 

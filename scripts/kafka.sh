@@ -32,7 +32,7 @@ START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT=30
 PYTHON="${KAFKA_ADMIN_PYTHON:-$REPO/.venv/bin/python}"
 TOPIC_PREFIX="${SYNC_KAFKA_TOPIC_PREFIX:-}"
-TOPICS=("${TOPIC_PREFIX}isams.changes" "${TOPIC_PREFIX}isams.changes.retry" "${TOPIC_PREFIX}isams.changes.dlq")
+TOPICS=("${TOPIC_PREFIX}isams.changes" "${TOPIC_PREFIX}isams.changes.retry" "${TOPIC_PREFIX}isams.changes.dlq" "${TOPIC_PREFIX}isams.changes.bulk")
 # Measured on 2 cores (Kafka 4.4.0, Java 17): ~60 MB live heap after a full GC, ~280 MB RSS
 # idle, ~300 MB while 200k x 1 KB records go through (young GCs only, 0.04 s in all).
 # SerialGC: no GC threads competing with the tests for the two cores.

@@ -333,8 +333,9 @@ class FakeManagebac:
     """One school's ManageBac+: users by resource, parent-child links, and a write log.
 
     Like ManageBac+ (and the simulator, sim/managebac/store.py): one user per e-mail over
-    every kind of user, case ignored, and one student per student_id, each refused with
-    422 `{"errors": {"email": ["has already been taken"]}}`; e-mail and last_name required
+    every kind of user, case ignored, and one student per student_id, a second refused with
+    422 `{"errors": {"email": ["has already been taken"]}}` (or `student_id`); e-mail and
+    last_name required
     on create and never blanked; nulls ignored and `""` clearing on update; archiving a
     student needs a `withdrawn_on` (or `graduated_on`) date and takes them out of their year
     group, unarchiving clears the date and leaves the year group empty; an unknown id is a
@@ -361,6 +362,9 @@ class FakeManagebac:
             "teachers": {},
         }
         self.links: dict[tuple[int, int], str] = {}  # (parent id, child id) -> relationship
+        # The parent list carries each parent's links (`child_ids`, `children`), as ManageBac+'s
+        # does; False lists parents without them (then only `children()` says).
+        self.parents_listed_with_children = True
         self.requests: list[WriteRequest] = []
         self.lookups: list[tuple[str, Resource, str]] = []
         self.failing: ManagebacError | None = None
@@ -503,7 +507,13 @@ class FakeManagebac:
         await self._reach()
         self.lookups.append(("users", resource, ""))
         for user in list(self.users_of(resource)):
-            yield self._remote(user)
+            listed = self._remote(user)
+            if resource == "parents" and self.parents_listed_with_children:
+                links = sorted(self.children_of(user.id).items())
+                children = [{"id": child, "relationship": rel} for child, rel in links]
+                fields = {**listed.fields, "child_ids": [c for c, _ in links], "children": children}
+                listed = RemoteUser(id=listed.id, archived=listed.archived, fields=fields)
+            yield listed
 
     async def children(self, parent_id: int) -> dict[int, str | None]:
         await self._reach()
@@ -588,7 +598,7 @@ class FakeManagebac:
         return [self.accounts[resource][user_id] for user_id in sorted(self.accounts[resource])]
 
     def seed(self, resource: Resource, *, archived: bool = False, **fields: Any) -> FakeUser:
-        """Add a user ManageBac+ already has (no write is logged) and return it."""
+        """Add a user ManageBac+ already has (no write is logged, nothing is checked)."""
         user = FakeUser(self._next_id, resource, archived, dict(fields))
         self._next_id += 1
         self.accounts[resource][user.id] = user
@@ -617,6 +627,10 @@ class FakeManagebac:
             if u.fields.get("student_id") == student_id
         ]
         return found
+
+    def looked_up(self, method: str) -> int:
+        """Count the reads of one port method (`users`, `children`, `find_by_email`, …)."""
+        return sum(1 for called, _, _ in self.lookups if called == method)
 
     def children_of(self, parent_id: int) -> dict[int, str]:
         """Return a parent's links: child id -> relationship."""

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import backfill, demo, dlq, explain, processes
+from app.cli import backfill, demo, dlq, explain, processes, reconcile
 
 cli = typer.Typer(
     help="Sync iSAMS students, parents and staff to ManageBac+ within seconds.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for commands in (processes, explain, backfill, dlq, demo):
+for commands in (processes, explain, backfill, reconcile, dlq, demo):
     commands.register(cli)
 
 

@@ -29,16 +29,23 @@ def backfill(
     force: Annotated[
         bool, typer.Option(help="Go ahead even if more than 10% of synced users would go.")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
 ) -> None:
     """Queue every iSAMS record of a school for sync (no iSAMS lock, no downtime)."""
     settings, schools = checked_settings()
     known_school("backfill", schools, school)
-    raise typer.Exit(asyncio.run(_run(settings, schools, school, dry_run, force)))
+    raise typer.Exit(asyncio.run(_run(settings, schools, school, dry_run, force, as_json)))
 
 
 async def _run(
-    settings: Settings, schools: SchoolsFile, school_id: str, dry_run: bool, force: bool
+    settings: Settings,
+    schools: SchoolsFile,
+    school_id: str,
+    dry_run: bool,
+    force: bool,
+    as_json: bool = False,
 ) -> int:
+    from app.cli.plan_view import backfill_json, backfill_plan_view, print_json
     from consumers.bootstrap import open_services
     from consumers.capture.backfill import run_backfill
 
@@ -65,6 +72,7 @@ async def _run(
                         "students": "iSAMS students",
                         "alumni": "iSAMS alumni",
                         "staff": "iSAMS staff",
+                        "contacts": "iSAMS contacts",
                     }
                     tasks[name] = bars.add_task(label.get(name, "changes queued"), total=None)
                 bars.update(tasks[name], completed=done, total=total or None)
@@ -78,5 +86,10 @@ async def _run(
                 force=force,
                 progress=progress,
             )
-    console.print(report.summary())
+    if as_json:
+        print_json(Console(), backfill_json(report))
+    elif dry_run:
+        Console().print(backfill_plan_view(report))
+    else:
+        console.print(report.summary())
     return 0 if report.decision.allowed else GUARD_HELD

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers.capture.backfill_plan import plan_backfill
+from consumers.capture.plan_report import RunPlan
 from consumers.domain.guard import GuardDecision, guard_archives
 from consumers.domain.isams import is_current_status
 from consumers.domain.records import Status, SyncRecord
@@ -43,6 +45,7 @@ class BackfillReport:
     queued: int
     dry_run: bool
     events: list[ChangeEvent] = field(default_factory=list, repr=False)
+    plan: RunPlan | None = field(default=None, repr=False)  # a dry run's, per record
 
     def summary(self) -> str:
         """Say in one line what the run did."""
@@ -104,14 +107,21 @@ async def run_backfill(
     events += [_event("staff", "updated", eid, now, record) for eid, record in listed_staff.items()]
     events += [_event(kind, "deleted", isams_id, now, None) for kind, isams_id in removed]
 
+    plan = None
+    if dry_run:
+        plan = await plan_backfill(
+            ports, ledger, students, alumni, staff, removed, decision, progress
+        )
     queued = 0
     if decision.allowed and not dry_run:
         assert publisher is not None, "a backfill that queues changes needs a publisher"
         webhook_id = f"backfill-{run_id}"
         for start in range(0, len(events), BATCH):
             chunk = events[start : start + BATCH]
+            # The bulk topic: consumed beside the live changes with lower priority, so live
+            # edits keep their latency while a whole school is being synced.
             await publisher.publish(
-                topics.changes, [to_message(e, school, webhook_id, now) for e in chunk]
+                topics.bulk, [to_message(e, school, webhook_id, now) for e in chunk]
             )
             queued += len(chunk)
             if progress is not None:
@@ -127,6 +137,7 @@ async def run_backfill(
         queued=queued,
         dry_run=dry_run,
         events=events,
+        plan=plan,
     )
     await ledger.put(
         SyncRecord(

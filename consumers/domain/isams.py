@@ -313,3 +313,42 @@ def parse_moment(value: object) -> datetime | None:
     """Read an iSAMS or ledger timestamp (text or date-time) as aware UTC, or None."""
     moment = _moment(value)
     return as_utc(moment) if moment is not None else None
+
+
+# A joint contact is two people on one record (docs/reference/isams-fields.md): the second
+# person's ids and relationship are known fields; the names and e-mail of the second person
+# are not published, and these names are assumed (one place, so easy to change).
+JOINT_PERSON_FIELDS: dict[str, str] = {
+    "secondaryPersonId": "personId",
+    "secondaryPersonGuid": "personGuid",
+    "relationshipOfJointContact": "relationship",
+    "secondaryTitle": "title",
+    "secondaryForename": "forename",
+    "secondaryMiddleNames": "middleNames",
+    "secondarySurname": "surname",
+    "secondaryEmailAddress": "emailAddress",
+    "secondaryMobileNumber": "mobileNumber",
+}
+SECOND_PERSON = "/2"  # suffix of the second person's contact id in the ledger
+
+
+def second_person_id(contact_id: str) -> str:
+    """Return the ledger id of a joint contact's second person."""
+    return f"{contact_id}{SECOND_PERSON}"
+
+
+def contact_people(contact_id: str, raw: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Return the people a contact record stands for: itself, and for a joint contact the
+    second person too, as a record of their own (their ids, names, e-mail and the
+    `relationshipOfJointContact`; the address, type and dates shared with the first).
+
+    Each person then syncs as a parent of the student like any contact.
+    """
+    first = {key: value for key, value in raw.items() if key not in JOINT_PERSON_FIELDS}
+    people = [(contact_id, first)]
+    if raw.get("secondaryPersonGuid") or raw.get("secondaryPersonId"):
+        second = dict(first)
+        for joint, own in JOINT_PERSON_FIELDS.items():
+            second[own] = raw.get(joint)
+        people.append((second_person_id(contact_id), second))
+    return people

@@ -32,7 +32,8 @@ LEFT = "not current in iSAMS (left the school)"
 DELETED = "deleted in iSAMS"
 ACCESS_UNKNOWN = (
     "ManageBac+ access unknown: no staff event has said whether this user has "
-    "third-party access to ManageBac+ in iSAMS"
+    "third-party access to ManageBac+ in iSAMS (staff.access_from is event; all_current or "
+    "teaching_staff take it from the employee record)"
 )
 NO_ACCESS = "no ManageBac+ access in iSAMS"
 ACCESS_REVOKED = "ManageBac+ access revoked in iSAMS"
@@ -42,12 +43,33 @@ ACCESS_REVOKED_IGNORED = (
 )
 
 
+AccessFrom = Literal["event", "all_current", "teaching_staff"]
+
+
 @dataclass(frozen=True, slots=True)
 class TeacherRules:
     """One school's `staff` settings (built by adapters from `School`)."""
 
     enabled: bool
     on_access_revoked: Literal["archive", "ignore"] = "archive"
+    access_from: AccessFrom = "event"
+
+
+def access_for(
+    rules: TeacherRules, employee: IsamsEmployee | None, remembered: bool | None
+) -> bool | None:
+    """Tell whether the member of staff has ManageBac+ access, as `staff.access_from` says.
+
+    The iSAMS REST API has no such flag, so: `event` takes the last `managebacAccess` a staff
+    event carried (`remembered`; None: never said); `all_current` gives every employee
+    access (leavers are archived and a missing school e-mail is skipped by the plan, with
+    their own reasons); `teaching_staff` gives it to those iSAMS marks `isTeachingStaff`.
+    """
+    if rules.access_from == "event" or employee is None:
+        return remembered
+    if rules.access_from == "all_current":
+        return True
+    return bool(employee.is_teaching_staff)
 
 
 @dataclass(frozen=True, slots=True)

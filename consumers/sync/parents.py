@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from consumers.domain.isams import IsamsContact
+from consumers.domain.isams import IsamsContact, contact_people, second_person_id
 from consumers.domain.parents import (
     NO_PERSON,
     ParentRules,
@@ -36,7 +36,7 @@ from consumers.events import QueuedChange
 from consumers.outcomes import Outcome, Result
 from consumers.ports import Record
 from consumers.sync.context import SyncContext
-from consumers.sync.pipeline import by_email, record_of
+from consumers.sync.pipeline import by_email
 from consumers.sync.writes import (
     STALE,
     applied,
@@ -71,8 +71,33 @@ async def sync_contact(change: QueuedChange, context: SyncContext) -> Result:
                 context, change, contact_id, change.data.record
             ):
                 return STALE
-            raw = await record_of(change, partial(_find_contact, context, student_id, contact_id))
-        return await _upsert_contact(context, contact_id, student_id, raw, change.received_at)
+            found = change.data.record or await _find_contact(context, student_id, contact_id)
+            if isinstance(found, _Unlisted):  # the student left: the contact stays as it was
+                return await _reconcile_people_of(context, contact_id, change.received_at)
+            raw = found
+        people: list[tuple[str, Record | None]] = [(contact_id, None)]
+        if raw is not None:
+            people = list(contact_people(contact_id, raw))
+        second = second_person_id(contact_id)
+        if second not in dict(people) and await context.ledger.get(context.school, CONTACT, second):
+            people.append((second, None))  # no longer joint, or gone: the second person goes
+        results = [
+            await _upsert_contact(context, person_id, student_id, person, change.received_at)
+            for person_id, person in people
+        ]
+        return results[0]
+
+
+async def _reconcile_people_of(
+    context: SyncContext, contact_id: str, received_at: datetime
+) -> Result:
+    """Reconcile the person(s) a contact stands for, with the records the ledger has."""
+    results = []
+    for person_id in (contact_id, second_person_id(contact_id)):
+        row = await context.ledger.get(context.school, CONTACT, person_id)
+        if row is not None and row.person_key:
+            results.append(await reconcile_person(context, row.person_key, received_at))
+    return results[0] if results else Result(Outcome.SKIPPED, reason=NO_PERSON)
 
 
 async def _is_stale_contact(
@@ -109,23 +134,37 @@ async def sync_contacts_of_student(
             await reconcile_person(context, person, received_at)
         return
     seen: set[str] = set()
-    for raw in listed:
-        contact_id = str(raw.get("id", ""))
-        if not contact_id:
+    for listed_raw in listed:
+        listed_id = str(listed_raw.get("id", ""))
+        if not listed_id:
             continue
-        seen.add(contact_id)
-        row = known.get(contact_id)
-        settled = row is not None and row.status is not Status.PENDING
-        if settled and not student_moved and row is not None and row.source.record == raw:
-            continue  # nothing new for this contact's parent or link
-        await _upsert_contact(context, contact_id, student_id, raw, received_at)
+        for contact_id, raw in contact_people(listed_id, listed_raw):
+            seen.add(contact_id)
+            row = known.get(contact_id)
+            settled = row is not None and row.status is not Status.PENDING
+            if settled and not student_moved and row is not None and row.source.record == raw:
+                continue  # nothing new for this contact's parent or link
+            await _upsert_contact(context, contact_id, student_id, raw, received_at)
     for contact_id in known.keys() - seen:
         await _upsert_contact(context, contact_id, student_id, None, received_at)
 
 
-async def _find_contact(context: SyncContext, student_id: str, contact_id: str) -> Record | None:
+class _Unlisted:
+    """The student has no contact list in iSAMS (not current): nothing is known of the
+    contact from there, which is not the same as the contact being removed."""
+
+
+UNLISTED = _Unlisted()
+
+
+async def _find_contact(
+    context: SyncContext, student_id: str, contact_id: str
+) -> Record | _Unlisted | None:
+    """Read a contact from its student's list; None when the list no longer has it."""
     contacts = await context.ports.isams.student_contacts(student_id) if student_id else None
-    for raw in contacts or ():
+    if contacts is None:
+        return UNLISTED
+    for raw in contacts:
         if str(raw.get("id", "")) == contact_id:
             return raw
     return None

@@ -16,7 +16,7 @@ from consumers.sync.context import KeyedLocks, SchoolPorts, SyncContext
 from consumers.sync.parents import sync_contact
 from consumers.sync.students import sync_student
 from consumers.sync.teachers import sync_staff
-from consumers.sync.year_groups import YearGroupDirectory
+from consumers.sync.year_groups import directory_for
 
 __all__ = ["SchoolPorts", "SyncService"]
 
@@ -36,7 +36,9 @@ class SyncService:
         )
         locks = KeyedLocks()  # shared by every school: keys carry the school id
         self._contexts = {
-            school: SyncContext(ports, ledger, locks, _directory(ports))
+            school: SyncContext(
+                ports, ledger, locks, directory_for(ports.settings, ports.managebac)
+            )
             for school, ports in schools.items()
         }
 
@@ -68,9 +70,3 @@ class SyncService:
             raise SchoolBlockedError(
                 change.school, self.blocks.reason(change.school, kind) or exc.reason
             ) from exc
-
-
-def _directory(ports: SchoolPorts) -> YearGroupDirectory | None:
-    """Return the school's year-group directory when it maps grades, else None."""
-    grades = ports.settings.mappings.grade_codes()
-    return YearGroupDirectory(ports.settings.id, grades, ports.managebac) if grades else None

@@ -12,7 +12,7 @@ from functools import partial
 from consumers.domain.isams import IsamsEmployee
 from consumers.domain.plan import Plan
 from consumers.domain.records import SourceState
-from consumers.domain.teachers import TeacherRules, parse_employee, plan_teacher
+from consumers.domain.teachers import TeacherRules, access_for, parse_employee, plan_teacher
 from consumers.events import QueuedChange
 from consumers.outcomes import Result
 from consumers.ports import Record
@@ -24,7 +24,11 @@ from consumers.sync.writes import failures_translated
 def rules_for(context: SyncContext) -> TeacherRules:
     """Build the pure core's rules from the school's settings."""
     staff = context.ports.settings.staff
-    return TeacherRules(enabled=staff.enabled, on_access_revoked=staff.on_access_revoked)
+    return TeacherRules(
+        enabled=staff.enabled,
+        on_access_revoked=staff.on_access_revoked,
+        access_from=staff.access_from,
+    )
 
 
 async def _fetch(ports: SchoolPorts, isams_id: str) -> Record | None:
@@ -40,10 +44,11 @@ def _remember_access(change: QueuedChange, source: SourceState) -> SourceState:
 
 
 def _plan(planning: Planning[IsamsEmployee]) -> Plan:
+    rules = rules_for(planning.context)
     return plan_teacher(
         planning.record,
-        planning.source.access,
-        rules_for(planning.context),
+        access_for(rules, planning.record, planning.source.access),
+        rules,
         planning.previous,
         event_deleted=planning.change.event.action == "deleted",
     )

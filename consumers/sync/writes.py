@@ -176,11 +176,15 @@ STALE = Result(Outcome.STALE, reason="an older version than the one already appl
 def is_stale_change(
     change: QueuedChange, last_updated: datetime | None, previous: SyncRecord | None
 ) -> bool:
-    """Tell whether a fat event carries an older iSAMS version than the one last applied."""
+    """Tell whether a change carries an older version than the one last applied.
+
+    Only a change that brings state of its own can be stale: a fat event (its record), or
+    a staff event's `managebacAccess` (an older "access granted" sent again must not undo
+    a later revocation). A thin event is applied with what iSAMS holds now.
+    """
+    brings_state = change.data.record is not None or change.data.managebacAccess is not None
     return (
-        change.data.record is not None
-        and previous is not None
-        and is_stale(last_updated, previous.source_updated_at)
+        brings_state and previous is not None and is_stale(last_updated, previous.source_updated_at)
     )
 
 

@@ -30,6 +30,7 @@ from consumers.domain.year_groups import (
     unread,
 )
 from consumers.ports import ManagebacError, ManagebacPort
+from consumers.settings import School
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +149,9 @@ class YearGroupDirectory:
             for listener in list(self._listeners):
                 listener()
         return resolution
+
+
+def directory_for(school: School, managebac: ManagebacPort) -> YearGroupDirectory | None:
+    """Return a directory of the school's year groups when it maps grades, else None."""
+    grades = school.mappings.grade_codes()
+    return YearGroupDirectory(school.id, grades, managebac) if grades else None

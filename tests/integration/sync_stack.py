@@ -75,8 +75,8 @@ class Stack:
 def _schools(
     isams_url: str,
     managebac_url: str,
+    school_rps: float = 500,
     mappings: dict[str, Any] | None = None,
-    budget: float = 500,
 ) -> SchoolsFile:
     return SchoolsFile.model_validate(
         {
@@ -92,7 +92,7 @@ def _schools(
                     "managebac": {
                         "base_url": managebac_url,
                         "token": TOKEN,
-                        "max_requests_per_second": budget,
+                        "max_requests_per_second": school_rps,
                     },
                     "mappings": mappings or {"year_groups": YEAR_GROUPS},
                 }
@@ -116,6 +116,7 @@ async def _consumer(
             ),
             services.sync_service().process,
             on_result=lambda _change, result: results.append(result),
+            on_share=services.set_managebac_share,
         )
         task = asyncio.create_task(runner.run())
         await watch.start()
@@ -140,18 +141,18 @@ async def open_stack(
     tmp_path: Path,
     publisher: Publisher | None = None,
     *,
+    students: int = 40,
+    school_rps: float = 500,
     school: SchoolData | None = None,
     mappings: dict[str, Any] | None = None,
-    budget: float = 500,
     managebac_config: ManagebacConfig | None = None,
     year_group_interval: float = 60.0,
 ) -> AsyncIterator[Stack]:
-    """Run the stack; `publisher`, when given, is the ingest's (started by the caller).
-
-    By default a school of 40 pupils, fixed year groups and a roomy budget; a test may give
-    its own school, mappings, budget (`max_requests_per_second`) and ManageBac+ simulator.
-    """
-    school = school or generate_school(40, seed=11)
+    """Run the stack; `publisher`, when given, is the ingest's (started by the caller);
+    `school_rps` is the school's ManageBac+ budget (`max_requests_per_second`). A test may
+    also give its own generated school (else `students` pupils), mappings (else fixed year
+    groups), ManageBac+ simulator, and the interval of the year-group watch."""
+    school = school or generate_school(students, seed=11)
     isams = create_isams_app(IsamsConfig(), school)
     managebac = create_managebac_app(
         managebac_config or ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS)
@@ -160,7 +161,7 @@ async def open_stack(
         serve_app(isams, lifespan="off") as isams_url,
         serve_app(managebac, lifespan="off") as managebac_url,
     ):
-        schools = _schools(isams_url, managebac_url, mappings, budget)
+        schools = _schools(isams_url, managebac_url, school_rps, mappings)
         settings = Settings(
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic_prefix=topics.changes.removesuffix("isams.changes"),

@@ -134,7 +134,7 @@ async def test_the_rollover_in_either_order_needs_no_ticket_and_keeps_to_the_bud
         tmp_path,
         school=generate_school(PUPILS, seed=2027),
         mappings={"grades": GRADES, "contact_types": []},
-        budget=BUDGET,
+        school_rps=BUDGET,
         managebac_config=ManagebacConfig(
             token=TOKEN, year_groups=YEAR_GROUPS, rate_limit_per_second=BUDGET
         ),
@@ -201,7 +201,7 @@ async def test_a_consumer_stopped_in_the_middle_of_the_moves_leaves_the_rest_to_
         tmp_path,
         school=generate_school(150, seed=2028),
         mappings={"grades": GRADES, "contact_types": []},
-        budget=BUDGET,
+        school_rps=BUDGET,
         managebac_config=ManagebacConfig(
             token=TOKEN, year_groups=YEAR_GROUPS, rate_limit_per_second=BUDGET
         ),

@@ -43,7 +43,12 @@ def test_defaults_match_the_design() -> None:
     settings = load_settings()
     assert settings.kafka_bootstrap == "127.0.0.1:9092"
     assert settings.database_url == "sqlite+aiosqlite:///./var/sync.db"
-    assert settings.topics.all() == ("isams.changes", "isams.changes.retry", "isams.changes.dlq")
+    assert settings.topics.all() == (
+        "isams.changes",
+        "isams.changes.retry",
+        "isams.changes.dlq",
+        "isams.changes.bulk",  # first syncs, consumed with lower priority (docs/architecture.md)
+    )
 
 
 def test_topic_prefix_is_prepended_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
