@@ -151,12 +151,12 @@ async def test_the_rollover_in_either_order_needs_no_ticket_and_keeps_to_the_bud
         if order == "isams-first":
             leavers = await move_everyone_up_in_isams(stack)
             await settle(stack, current_years(stack), leavers)
-            between = len(await student_writes(stack))
+            between, halfway = len(await student_writes(stack)), time.monotonic()
             await transition(stack)
         else:
             await transition(stack)
             await settle(stack, before, set())  # as iSAMS still says: last year's grades
-            between = len(await student_writes(stack))
+            between, halfway = len(await student_writes(stack)), time.monotonic()
             leavers = await move_everyone_up_in_isams(stack)
         after = current_years(stack)
         await settle(stack, after, leavers)
@@ -183,7 +183,9 @@ async def test_the_rollover_in_either_order_needs_no_ticket_and_keeps_to_the_bud
             "pupils_moved_up": sum(1 for code in after if code in before),
             "leavers": len(leavers),
             "phase_1": Counter(w["action"] for w in first if w["changed"]),
+            "phase_1_s": round(halfway - started, 1),
             "phase_2": Counter(w["action"] for w in second if w["changed"]),
+            "phase_2_s": round(time.monotonic() - halfway, 1),
             "requests": counts["total"],
             "429s": counts["429"],
             "seconds": round(seconds, 1),
