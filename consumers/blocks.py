@@ -61,18 +61,35 @@ class Block:
     kinds: frozenset[str]
 
 
-def block_for(error: ManagebacBlockedError, rights: frozenset[str] | None) -> Block:
+# A school that maps grades (`mappings.grades`) reads the year groups for its students.
+GRADES_NEED = frozenset({"year_groups/index"})
+
+
+def needed_rights(uses_grades: bool) -> Mapping[str, frozenset[str]]:
+    """Return the rights each kind of change needs, for a school that maps grades or not."""
+    if not uses_grades:
+        return NEEDED
+    return {**NEEDED, "student": NEEDED["student"] | GRADES_NEED}
+
+
+def block_for(
+    error: ManagebacBlockedError,
+    rights: frozenset[str] | None,
+    needed: Mapping[str, frozenset[str]] = NEEDED,
+) -> Block:
     """Describe a refusal; with the token's rights known, name the missing ones."""
     if error.status == 401 or rights is None:
-        return Block(f"ManageBac+ {error.reason}", "token_refused", frozenset(NEEDED))
-    return missing_rights_block(rights) or Block(
-        f"ManageBac+ {error.reason}", "missing_rights", frozenset(NEEDED)
+        return Block(f"ManageBac+ {error.reason}", "token_refused", frozenset(needed))
+    return missing_rights_block(rights, needed) or Block(
+        f"ManageBac+ {error.reason}", "missing_rights", frozenset(needed)
     )
 
 
-def missing_rights_block(rights: frozenset[str]) -> Block | None:
+def missing_rights_block(
+    rights: frozenset[str], needed_by_kind: Mapping[str, frozenset[str]] = NEEDED
+) -> Block | None:
     """Return the block the token's rights call for, or None when it has all it needs."""
-    missing = {kind: needed - rights for kind, needed in NEEDED.items() if needed - rights}
+    missing = {kind: needed - rights for kind, needed in needed_by_kind.items() if needed - rights}
     if not missing:
         return None
     names = sorted(set().union(*missing.values()))
@@ -93,9 +110,11 @@ class SchoolBlocks:
         managebac: Mapping[str, ManagebacPort],
         registry: CollectorRegistry = REGISTRY,
         recheck: float = RECHECK_SECONDS,
+        needs: Mapping[str, Mapping[str, frozenset[str]]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._managebac = managebac
+        self._needs = dict(needs or {})  # by school; NEEDED for a school not named
         self._recheck = recheck
         self._blocks: dict[str, Block] = {}
         self._checkers: dict[str, asyncio.Task[None]] = {}
@@ -123,7 +142,10 @@ class SchoolBlocks:
         if error.status == 403:
             with contextlib.suppress(ManagebacError):
                 rights = await self._managebac[school].permissions()
-        await self._block(school, block_for(error, rights))
+        await self._block(school, block_for(error, rights, self._needed(school)))
+
+    def _needed(self, school: str) -> Mapping[str, frozenset[str]]:
+        return self._needs.get(school, NEEDED)
 
     async def stop(self) -> None:
         """Stop checking tokens (the process is going)."""
@@ -139,12 +161,12 @@ class SchoolBlocks:
         try:
             rights = await self._managebac[school].permissions()
         except ManagebacBlockedError as exc:
-            await self._block(school, block_for(exc, None))
+            await self._block(school, block_for(exc, None, self._needed(school)))
             return False
         except ManagebacError as exc:  # down, not refused: the sync's retries handle that
             log.warning("ManageBac+ rights not read", extra={"school": school, "error": str(exc)})
             return school not in self._blocks
-        block = missing_rights_block(rights)
+        block = missing_rights_block(rights, self._needed(school))
         if block is not None:
             await self._block(school, block)
             return False

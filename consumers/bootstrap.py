@@ -25,11 +25,12 @@ from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import ManagebacClient, RetryPolicy
-from consumers.blocks import SchoolBlocks
+from consumers.blocks import SchoolBlocks, needed_rights
 from consumers.ports import LedgerPort, PublisherPort
 from consumers.settings import School, SchoolsFile, Settings, Topics, load_schools
 from consumers.sync.context import SchoolPorts
 from consumers.sync.service import SyncService
+from consumers.year_groups import INTERVAL, YearGroupWatch
 
 TOPIC_CREATION_TIMEOUT = 10.0
 
@@ -46,6 +47,7 @@ class Services:
     budgets: Mapping[str, RequestBudget] = field(default_factory=dict)
     _owned_publisher: KafkaPublisher | None = field(default=None, repr=False)
     _sync: SyncService | None = field(default=None, repr=False)
+    _watch: YearGroupWatch | None = field(default=None, repr=False)
 
     @property
     def kafka(self) -> Kafka:
@@ -65,8 +67,15 @@ class Services:
         """Return the one SyncService over every school's ports and the ledger."""
         if self._sync is None:
             managebac = {school: ports.managebac for school, ports in self.school_ports.items()}
+            needs = {
+                school: needed_rights(bool(ports.settings.mappings.grades))
+                for school, ports in self.school_ports.items()
+            }
             blocks = SchoolBlocks(
-                self.ledger, managebac, recheck=self.settings.token_recheck_seconds
+                self.ledger,
+                managebac,
+                recheck=self.settings.token_recheck_seconds,
+                needs=needs,
             )
             self._sync = SyncService(self.school_ports, self.ledger, blocks)
         return self._sync
@@ -76,6 +85,15 @@ class Services:
         work (docs/design.md §4: N replicas together stay within each school's budget)."""
         for budget in self.budgets.values():
             budget.set_share(share)
+
+    def year_group_watch(self, interval: float = INTERVAL) -> YearGroupWatch:
+        """Return the one watch of the `mappings.grades` schools' year groups (the consume
+        process starts it), over the sync service's contexts."""
+        if self._watch is None:
+            self._watch = YearGroupWatch(
+                self.sync_service().contexts, self.ledger, interval=interval
+            )
+        return self._watch
 
     def ports_of(self, school_id: str) -> SchoolPorts | None:
         """Return one school's ports, or None for a school not in the schools file."""

@@ -19,7 +19,7 @@ from consumers.adapters.kafka.admin import KAFKA_ERRORS, ensure_topics, ping
 from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.ledger import LEDGER_ERRORS
 from consumers.bootstrap import open_services
-from consumers.health import build_health_router
+from consumers.health import ReadinessDetail, build_health_router
 from consumers.metrics import record_result
 from consumers.parking import RetrySchedule
 from consumers.ports import LedgerPort
@@ -52,7 +52,10 @@ async def run_worker(
 
     kafka = settings.kafka
     async with open_services(settings, schools, client_id="isams-sync-consumer") as services:
-        server = _health_server(kafka, services.ledger, health_host, health_port)
+        watch = services.year_group_watch()
+        server = _health_server(
+            kafka, services.ledger, health_host, health_port, {"year_groups": watch.problems}
+        )
         health_task = asyncio.create_task(server.serve())
         try:
             if await _retry_until_stopped("ledger", services.ledger.create_schema, stopping):
@@ -60,6 +63,9 @@ async def run_worker(
                 # At start-up each school's token rights are read: one that lacks some is
                 # blocked (its changes wait, the reason named) before its first change.
                 await _bounded(service.blocks.check_all(services.school_ports), 30.0)
+                # `mappings.grades` schools: year groups read now and every minute, students
+                # placed when the cohorts moved grade (consumers/year_groups.py).
+                await watch.start()
                 runner = ChangeRunner(
                     RunnerConfig(
                         bootstrap=kafka,
@@ -90,6 +96,7 @@ async def run_worker(
 
                 await _retry_until_stopped("kafka", consume, stopping)
         finally:
+            await watch.stop()
             await services.sync_service().blocks.stop()
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,14 +104,21 @@ async def run_worker(
     log.info("consumer stopped cleanly")
 
 
-def _health_server(kafka: Kafka, ledger: LedgerPort, host: str, port: int) -> uvicorn.Server:
+def _health_server(
+    kafka: Kafka,
+    ledger: LedgerPort,
+    host: str,
+    port: int,
+    details: dict[str, ReadinessDetail],
+) -> uvicorn.Server:
     health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
     health_app.include_router(
         build_health_router(
             {
                 "kafka": lambda: ping(kafka, timeout=2.0),
                 "ledger": ledger.ping,
-            }
+            },
+            details=details,
         )
     )
     return _QuietServer(

@@ -2,6 +2,9 @@
 
 Readiness is a registered list of named async checks, so each process passes its own
 (the ingest service: Kafka and the ledger; the consumers: theirs) and gets the same router.
+A process may also name details: what `/readyz` reports beside the checks without failing
+them (the consume process: the schools whose grades resolve to no year group), so one
+school's problem is seen without taking the process out of service for every school.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+ReadinessDetail = Callable[[], Mapping[str, Any]]
 CheckState = Literal["ok", "failed"]
 
 
@@ -39,9 +43,16 @@ class Readiness(BaseModel):
     failed: list[str]
 
 
+class DetailedReadiness(Readiness):
+    """Readiness, and what the process reports beside it without failing it, by name."""
+
+    detail: dict[str, dict[str, Any]]
+
+
 def build_health_router(
     checks: Mapping[str, ReadinessCheck],
     *,
+    details: Mapping[str, ReadinessDetail] | None = None,
     registry: CollectorRegistry = REGISTRY,
     timeout: float = 3.0,
     alive: Callable[[], bool] | None = None,
@@ -51,8 +62,11 @@ def build_health_router(
     Each check gets `timeout` seconds; one that raises or times out counts as failed.
     `alive`, when given, is the process's own word on its progress: False makes `/healthz`
     answer 503, so Kubernetes restarts it (the poller: a school's loop has died).
+    With `details`, the readiness body also has `detail`: each one's current report.
     """
     named = dict(checks)
+    reports = dict(details or {})
+    model: type[Readiness] = DetailedReadiness if reports else Readiness
     last: dict[str, CheckState] = dict.fromkeys(named, "ok")
     router = APIRouter(tags=["health"])
 
@@ -71,8 +85,8 @@ def build_health_router(
         "/readyz",
         operation_id="getReadyz",
         summary="Readiness: 200 only when every dependency answers",
-        response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "A dependency did not answer"}},
+        response_model=model,
+        responses={503: {"model": model, "description": "A dependency did not answer"}},
     )
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(
@@ -88,7 +102,12 @@ def build_health_router(
                     log.info("readiness check %s is ok again", name)
                 last[name] = state
         failed = [name for name, state in states.items() if state == "failed"]
-        body = Readiness(status="unavailable" if failed else "ready", checks=states, failed=failed)
+        status: Literal["ready", "unavailable"] = "unavailable" if failed else "ready"
+        body = (
+            DetailedReadiness(status=status, checks=states, failed=failed, detail=_details(reports))
+            if reports
+            else Readiness(status=status, checks=states, failed=failed)
+        )
         return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
 
     @router.get(
@@ -114,3 +133,14 @@ async def _run(name: str, check: ReadinessCheck, timeout: float) -> tuple[CheckS
     except Exception as exc:  # a probe reports failure, it never fails the request
         return "failed", exc.__class__.__name__
     return ("ok", "") if ok else ("failed", "answered not ready")
+
+
+def _details(reports: Mapping[str, ReadinessDetail]) -> dict[str, dict[str, Any]]:
+    """Take each detail's report now; one that raises reports its error class only."""
+    taken: dict[str, dict[str, Any]] = {}
+    for name, report in reports.items():
+        try:
+            taken[name] = dict(report())
+        except Exception as exc:  # a detail never fails the probe
+            taken[name] = {"error": exc.__class__.__name__}
+    return taken

@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from consumers.domain.year_groups import GradeCode
+
 
 class ConfigError(Exception):
     """Raised when a setting is missing or invalid; the message names the setting."""
@@ -224,13 +226,37 @@ class ManagebacConnection(BaseModel):
 
 
 class Mappings(BaseModel):
-    """School-specific translation tables."""
+    """School-specific translation tables.
+
+    A pupil's year group comes from one of two maps: `grades` (NC year -> ManageBac+ grade
+    code such as `myp;8`, resolved at run time to the cohort now in that grade, so the
+    academic-year transition needs no change here) or the fixed `year_groups` (NC year ->
+    year_group_id, right only until the cohorts move up). Both at once is refused.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    grades: dict[int, str] = Field(default_factory=dict)
     year_groups: dict[int, int] = Field(default_factory=dict)
     contact_types: list[str] = Field(default_factory=lambda: ["Parents", "Guardian"])
     relationships: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("grades")
+    @classmethod
+    def _grade_codes(cls, value: dict[int, str]) -> dict[int, str]:
+        bad = sorted(year for year, code in value.items() if GradeCode.parse(code) is None)
+        if bad:
+            years = ", ".join(str(year) for year in bad)
+            raise ValueError(
+                f"NC year(s) {years}: a grade code is <program code>;<grade number>, "
+                'e.g. "myp;8" or "secondary;7" (GET /v2/school/grades)'
+            )
+        return {year: str(GradeCode.parse(code)) for year, code in value.items()}
+
+    def grade_codes(self) -> dict[int, GradeCode]:
+        """Return `grades` as parsed grade codes (validated when the file was read)."""
+        parsed = {year: GradeCode.parse(code) for year, code in self.grades.items()}
+        return {year: code for year, code in parsed.items() if code is not None}
 
 
 class StaffSettings(BaseModel):
@@ -257,6 +283,15 @@ class School(BaseModel):
     mappings: Mappings = Field(default_factory=Mappings)
     staff: StaffSettings = Field(default_factory=StaffSettings)
     placeholder_email_domain: str = "placeholder.invalid"
+
+    @model_validator(mode="after")
+    def _one_year_group_map(self) -> School:
+        if self.mappings.grades and self.mappings.year_groups:
+            raise ValueError(
+                f"school {self.id}: mappings.grades and mappings.year_groups are both set; "
+                "keep one (grades follows the cohorts through the academic-year transition)"
+            )
+        return self
 
     @field_validator("webhook_secrets")
     @classmethod

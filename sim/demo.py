@@ -48,6 +48,8 @@ from sim.stack import (
 
 SCHOOL_ID = "demo-school"
 YEAR_GROUPS = {year: 10209265 + year for year in range(7, 14)}
+# The sync names grades, not ids: each NC year's cohort is found in ManageBac+ at run time.
+GRADES = {year: f"secondary;{year}" for year in YEAR_GROUPS}
 MANAGEBAC_RATE_LIMIT = 200  # the simulator's limit (requests/s)
 CLIENT_RATE = 150  # what the school's settings allow the sync to use
 PROCESSED = "isams_sync_changes_processed"
@@ -371,7 +373,7 @@ def _write_schools_file(
                     "max_requests_per_second": CLIENT_RATE,
                 },
                 "mappings": {
-                    "year_groups": YEAR_GROUPS,
+                    "grades": GRADES,
                     "contact_types": ["Parents", "Guardian"],
                 },
             }

@@ -375,6 +375,14 @@ class FakeManagebac:
     `requests` logs every write received (`writes` as (method, resource, id)), refused ones
     too; `lookups` logs the finds. `failing`, when set, is raised by every call instead
     (nothing is logged: ManageBac+ was not reached).
+
+    Year groups are cohorts (`cohorts`, as `GET /v2/year-groups` lists them, with their
+    `updated_at`): `add_cohort` adds one in a grade, `transition` runs the academic-year
+    transition as ManageBac+ does; `listing`, when set, is what the list shows instead (a
+    list that lags behind what writes are checked against). Once there are cohorts, a
+    student written with an unknown `year_group_id` is refused (422 "must exist"), and with
+    an archived one too ("is archived"), as ManageBac+ refuses them; without any, ids are
+    not checked.
     """
 
     def __init__(self) -> None:
@@ -392,6 +400,8 @@ class FakeManagebac:
         self.failing: ManagebacError | None = None
         self.rights: frozenset[str] = ALL_RIGHTS  # what the school's token may do
         self.cohorts: list[Record] = []  # year groups as ManageBac+ lists them (`updated_at`)
+        self.program_grades: dict[str, list[int]] = {}  # grade numbers of each program
+        self.listing: list[Record] | None = None  # when set, what the year-groups list shows
         self._next_id = FIRST_ID
 
     @property
@@ -547,12 +557,71 @@ class FakeManagebac:
         self.lookups.append(("year_groups", "students", str(modified_since or "")))
         return [
             _json_copy(group)
-            for group in self.cohorts
+            for group in (self.cohorts if self.listing is None else self.listing)
             if modified_since is None
             or datetime.fromisoformat(str(group["updated_at"])) >= modified_since
         ]
 
     # For tests: what ManageBac+ holds (not part of the port, and not logged).
+
+    def add_cohort(
+        self, cohort_id: int, grade: str, *, archived: bool = False, at: datetime | None = None
+    ) -> Record:
+        """Add a year group now in `grade` (`myp;8`: grade number 8 of the program myp);
+        the grade joins its program's grades, which `transition` moves cohorts along."""
+        program, number = grade.split(";")
+        numbers = self.program_grades.setdefault(program, [])
+        numbers[:] = sorted({*numbers, int(number)})
+        cohort: Record = {
+            "id": cohort_id,
+            "name": f"{program.upper()} cohort {cohort_id} (grade {number})",
+            "program_code": program,
+            "grade_number": int(number),
+            "archived": archived,
+            "updated_at": (at or datetime.now(UTC)).isoformat(),
+        }
+        self.cohorts.append(cohort)
+        return cohort
+
+    def cohort(self, cohort_id: int) -> Record:
+        """Return one year group; fail the test when there is none."""
+        (found,) = [c for c in self.cohorts if c["id"] == cohort_id]
+        return found
+
+    def cohort_in(self, grade: str) -> int:
+        """Return the id of the one active year group of `grade`; fail the test otherwise."""
+        program, number = grade.split(";")
+        (found,) = [
+            c["id"]
+            for c in self.cohorts
+            if (c["program_code"], c["grade_number"], c["archived"])
+            == (program, int(number), False)
+        ]
+        return int(found)
+
+    def transition(self, at: datetime | None = None) -> dict[str, list[int]]:
+        """Run the academic-year transition: per program, the cohort in its last grade is
+        archived, every other active one moves up one grade (same id), and a new cohort
+        (a new id) starts in its first grade; each one touched gets `updated_at` = `at`."""
+        stamp = (at or datetime.now(UTC)).isoformat()
+        done: dict[str, list[int]] = {"archived": [], "moved": [], "created": []}
+        for cohort in self.cohorts:
+            numbers = self.program_grades[cohort["program_code"]]
+            if cohort["archived"]:
+                continue
+            cohort["updated_at"] = stamp
+            position = numbers.index(cohort["grade_number"])
+            if position + 1 == len(numbers):
+                cohort["archived"] = True
+                done["archived"].append(cohort["id"])
+            else:
+                cohort["grade_number"] = numbers[position + 1]
+                done["moved"].append(cohort["id"])
+        for program, numbers in self.program_grades.items():
+            new_id = max(int(c["id"]) for c in self.cohorts) + 1
+            self.add_cohort(new_id, f"{program};{numbers[0]}", at=datetime.fromisoformat(stamp))
+            done["created"].append(new_id)
+        return done
 
     def users_of(self, resource: Resource) -> list[FakeUser]:
         """Return the users of one resource, archived ones too, by id."""
@@ -641,6 +710,13 @@ class FakeManagebac:
             for other in self.accounts["students"].values():
                 if other.id != user_id and other.fields.get("student_id") == student_id:
                     errors.setdefault("student_id", []).append(TAKEN)
+        group = values.get("year_group_id")
+        if resource == "students" and group and self.cohorts:
+            known = [c for c in self.cohorts if c["id"] == group]
+            if not known:
+                errors.setdefault("year_group_id", []).append("must exist")
+            elif known[0]["archived"]:
+                errors.setdefault("year_group_id", []).append("is archived")
         return {name: sorted(set(messages)) for name, messages in errors.items()}
 
     @staticmethod

@@ -184,6 +184,8 @@ def _ended(
 
 async def reconcile_students(run: RunState) -> None:
     """Reconcile every pupil iSAMS lists, then the managed ones it no longer has."""
+    if run.context.year_groups is not None:  # `mappings.grades`: the cohorts of each grade now
+        await run.context.year_groups.fresh()
     rules = student_sync.rules_for(run.context)
     today = run.now.date()
     find = partial(student_sync.STUDENT_STEPS.find_existing, run.ports.managebac)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from consumers.capture.apply import Applier
@@ -23,6 +24,7 @@ from consumers.domain.plan import Fields, FieldValue
 from consumers.domain.records import Status, SyncRecord
 from consumers.ports import LedgerPort, ManagebacRejectedError, Resource
 from consumers.sync.context import SchoolPorts, SyncContext
+from consumers.sync.year_groups import directory_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +73,12 @@ class RunState:
     def school(self) -> str:
         return self.ports.settings.id
 
-    @property
+    @cached_property
     def context(self) -> SyncContext:
-        """The sync context the change path's rules are built from."""
-        return SyncContext(self.ports, self.ledger)
+        """The sync context the change path's rules are built from (with a directory of the
+        school's year groups when it maps grades: read before the students are planned)."""
+        directory = directory_for(self.ports.settings, self.ports.managebac)
+        return SyncContext(self.ports, self.ledger, year_groups=directory)
 
     def gone(self, kind: str, listed: Mapping[str, object]) -> list[str]:
         """Return the ids of the ledger's records of `kind` iSAMS no longer lists (only those

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from consumers.domain.fields import (
@@ -48,11 +48,15 @@ class StudentRules:
     """One school's settings that student mapping needs (built by adapters from `School`).
 
     `year_groups` maps the iSAMS NC year to a ManageBac+ `year_group_id`; a year not in it
-    is not synced.
+    is not synced. With `mappings.grades` (`year_group_setting`) the map is the one resolved
+    from ManageBac+'s cohorts now, and `unresolved` says, per mapped year, why it has no
+    year group (no active cohort of its grade, or two): its pupils are skipped with that.
     """
 
     year_groups: Mapping[int, int]
     placeholder_email_domain: str
+    unresolved: Mapping[int, str] = field(default_factory=dict)
+    year_group_setting: str = "mappings.year_groups"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,8 @@ def plan_student(
       settings gap.
     - Missing `schoolCode`, `forename` or `surname`: skip, even when synced before (these are
       the match key and required names; clearing them would break the ManageBac+ record).
+    - `yearGroup` mapped to a grade without a single active cohort now (`unresolved`): skip
+      with the reason, synced before or not (docs/design.md §3: none, or two, skip).
     """
     if event_deleted or record is None or not record.is_current:
         gone = DELETED if event_deleted or record is None else NOT_CURRENT
@@ -119,12 +125,12 @@ def plan_student(
             return skip_plan(previous, reason, _unsent(warnings))
         return write_plan(mapped.fields, previous, warnings, create_only=mapped.create_only)
 
-    reason = _missing(record, rules, with_year_group=False)
+    reason = _missing(record, rules, with_year_group=False) or _unresolved(record, rules)
     if reason:
         return skip_plan(previous, reason, _unsent(warnings))
     desired = dict(mapped.fields)
     if _YEAR_GROUP not in desired:
-        warnings = (*warnings, _year_group_kept(record))
+        warnings = (*warnings, _year_group_kept(record, rules))
         if _YEAR_GROUP in previous.fields:
             desired[_YEAR_GROUP] = previous.fields[_YEAR_GROUP]
     return write_plan(desired, previous, warnings)
@@ -144,15 +150,22 @@ def _missing(record: IsamsStudent, rules: StudentRules, with_year_group: bool) -
     parts = [f"missing in iSAMS: {', '.join(missing)}"] if missing else []
     year = record.year_group
     if with_year_group and year is not None and year not in rules.year_groups:
-        parts.append(f"yearGroup {year} is not in mappings.year_groups")
+        parts.append(
+            rules.unresolved.get(year) or f"yearGroup {year} is not in {rules.year_group_setting}"
+        )
     return "; ".join(parts) or None
 
 
-def _year_group_kept(record: IsamsStudent) -> str:
+def _unresolved(record: IsamsStudent, rules: StudentRules) -> str | None:
+    """Say why the pupil's mapped year has no year group now, or None when it has one."""
+    return rules.unresolved.get(record.year_group) if record.year_group is not None else None
+
+
+def _year_group_kept(record: IsamsStudent, rules: StudentRules) -> str:
     what = (
         "yearGroup is empty in iSAMS"
         if record.year_group is None
-        else f"yearGroup {record.year_group} is not in mappings.year_groups"
+        else f"yearGroup {record.year_group} is not in {rules.year_group_setting}"
     )
     return f"{what}; the ManageBac+ year group was left unchanged"
 

@@ -7,6 +7,7 @@ from consumers.domain.records import Status, SyncRecord
 from consumers.domain.removals import POLL_LISTS
 from consumers.ports import LedgerPort
 from consumers.settings import SchoolsFile, UnknownSchoolError
+from consumers.year_groups import YEAR_GROUPS
 
 # What `explain` answers for: the event kinds, and `parent` (one per person, keyed by the
 # contact's personGuid, else personId). The admin API's RecordKind lists the same.
@@ -87,9 +88,16 @@ async def school_block(ledger: LedgerPort, school: str) -> str | None:
     return row.reason if row is not None and row.status is Status.FAILED else None
 
 
+async def year_group_problems(ledger: LedgerPort, school: str) -> str | None:
+    """Return which mapped grades have no single active ManageBac+ year group, or None."""
+    row = await ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
+    return row.reason if row is not None and row.status is Status.FAILED else None
+
+
 async def explain_record(ledger: LedgerPort, school: str, kind: str, isams_id: str) -> str:
     """Look the record (or, for `poll`, the list's state) up in the ledger and describe it,
-    with the school's block if any."""
+    with the school's block if any (and, for a student, the school's grades that resolve
+    to no year group now)."""
     await ledger.create_schema()
     found = await ledger.get(school, kind, isams_id)
     text = (
@@ -98,4 +106,7 @@ async def explain_record(ledger: LedgerPort, school: str, kind: str, isams_id: s
         else describe(found, kind, isams_id)
     )
     blocked = await school_block(ledger, school)
-    return text if blocked is None else f"{text}\n  school blocked: {blocked}"
+    if blocked is not None:
+        text = f"{text}\n  school blocked: {blocked}"
+    grades = await year_group_problems(ledger, school) if kind == "student" else None
+    return text if grades is None else f"{text}\n  school year groups: {grades}"

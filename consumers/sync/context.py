@@ -1,4 +1,5 @@
-"""What every kind's sync needs: the school's ports, the ledger, and per-person locks."""
+"""What every kind's sync needs: the school's ports, the ledger, per-person locks, and the
+school's year-group directory when it maps grades."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 from consumers.ports import IsamsPort, LedgerPort, ManagebacPort
 from consumers.settings import School
+from consumers.sync.year_groups import YearGroupDirectory
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,13 @@ class KeyedLocks:
 
 @dataclass(frozen=True)
 class SyncContext:
-    """The ports of the change's school, with the shared ledger and locks."""
+    """The ports of the change's school, with the shared ledger and locks; `year_groups` is
+    the school's directory of cohorts when it maps `mappings.grades` (None: fixed ids)."""
 
     ports: SchoolPorts
     ledger: LedgerPort
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    year_groups: YearGroupDirectory | None = None
 
     @property
     def school(self) -> str:

@@ -16,6 +16,7 @@ from consumers.sync.context import KeyedLocks, SchoolPorts, SyncContext
 from consumers.sync.parents import sync_contact
 from consumers.sync.students import sync_student
 from consumers.sync.teachers import sync_staff
+from consumers.sync.year_groups import directory_for
 
 __all__ = ["SchoolPorts", "SyncService"]
 
@@ -35,8 +36,16 @@ class SyncService:
         )
         locks = KeyedLocks()  # shared by every school: keys carry the school id
         self._contexts = {
-            school: SyncContext(ports, ledger, locks) for school, ports in schools.items()
+            school: SyncContext(
+                ports, ledger, locks, directory_for(ports.settings, ports.managebac)
+            )
+            for school, ports in schools.items()
         }
+
+    @property
+    def contexts(self) -> Mapping[str, SyncContext]:
+        """Each school's sync context (its ports, the ledger, the shared locks)."""
+        return self._contexts
 
     async def process(self, change: QueuedChange) -> Result:
         """Apply one change; raise PermanentFailureError, TransientFailureError or

@@ -51,6 +51,8 @@ class Stack:
     managebac: httpx.AsyncClient
     results: list[Result]
     start_consumer: Callable[[], Any]
+    isams_url: str = ""
+    stop_consumer: Callable[[], Any] | None = None
 
     async def managebac_students(self) -> dict[str, dict[str, Any]]:
         state = (await self.managebac.get("/_sim/state")).json()
@@ -70,7 +72,12 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
-def _schools(isams_url: str, managebac_url: str, school_rps: float = 500) -> SchoolsFile:
+def _schools(
+    isams_url: str,
+    managebac_url: str,
+    school_rps: float = 500,
+    mappings: dict[str, Any] | None = None,
+) -> SchoolsFile:
     return SchoolsFile.model_validate(
         {
             "schools": [
@@ -87,7 +94,7 @@ def _schools(isams_url: str, managebac_url: str, school_rps: float = 500) -> Sch
                         "token": TOKEN,
                         "max_requests_per_second": school_rps,
                     },
-                    "mappings": {"year_groups": YEAR_GROUPS},
+                    "mappings": mappings or {"year_groups": YEAR_GROUPS},
                 }
             ]
         }
@@ -96,9 +103,10 @@ def _schools(isams_url: str, managebac_url: str, school_rps: float = 500) -> Sch
 
 @asynccontextmanager
 async def _consumer(
-    settings: Settings, schools: SchoolsFile, results: list[Result]
+    settings: Settings, schools: SchoolsFile, results: list[Result], year_group_interval: float
 ) -> AsyncIterator[None]:
     async with open_services(settings, schools, retry=RetryPolicy(attempts=2)) as services:
+        watch = services.year_group_watch(year_group_interval)  # grades schools only
         runner = ChangeRunner(
             RunnerConfig(
                 settings.kafka_bootstrap,
@@ -111,9 +119,11 @@ async def _consumer(
             on_share=services.set_managebac_share,
         )
         task = asyncio.create_task(runner.run())
+        await watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             runner.stop()
             await asyncio.wait_for(task, timeout=30)
 
@@ -133,17 +143,25 @@ async def open_stack(
     *,
     students: int = 40,
     school_rps: float = 500,
+    school: SchoolData | None = None,
+    mappings: dict[str, Any] | None = None,
+    managebac_config: ManagebacConfig | None = None,
+    year_group_interval: float = 60.0,
 ) -> AsyncIterator[Stack]:
     """Run the stack; `publisher`, when given, is the ingest's (started by the caller);
-    `school_rps` is the school's ManageBac+ budget (`max_requests_per_second`)."""
-    school = generate_school(students, seed=11)
+    `school_rps` is the school's ManageBac+ budget (`max_requests_per_second`). A test may
+    also give its own generated school (else `students` pupils), mappings (else fixed year
+    groups), ManageBac+ simulator, and the interval of the year-group watch."""
+    school = school or generate_school(students, seed=11)
     isams = create_isams_app(IsamsConfig(), school)
-    managebac = create_managebac_app(ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS))
+    managebac = create_managebac_app(
+        managebac_config or ManagebacConfig(token=TOKEN, year_groups=YEAR_GROUPS)
+    )
     async with (
         serve_app(isams, lifespan="off") as isams_url,
         serve_app(managebac, lifespan="off") as managebac_url,
     ):
-        schools = _schools(isams_url, managebac_url, school_rps)
+        schools = _schools(isams_url, managebac_url, school_rps, mappings)
         settings = Settings(
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic_prefix=topics.changes.removesuffix("isams.changes"),
@@ -168,9 +186,13 @@ async def open_stack(
             consumer_running: list[Any] = []
 
             async def start_consumer() -> None:
-                context = _consumer(settings, schools, results)
+                context = _consumer(settings, schools, results, year_group_interval)
                 await context.__aenter__()
                 consumer_running.append(context)
+
+            async def stop_consumer() -> None:
+                """Stop the consumer started last, as a SIGTERM would (drain, commit)."""
+                await consumer_running.pop().__aexit__(None, None, None)
 
             try:
                 yield Stack(
@@ -183,6 +205,8 @@ async def open_stack(
                     managebac=managebac_http,
                     results=results,
                     start_consumer=start_consumer,
+                    isams_url=isams_url,
+                    stop_consumer=stop_consumer,
                 )
             finally:
                 for context in consumer_running:

@@ -35,6 +35,16 @@ async def test_requests_go_at_the_budgets_rate_less_the_headroom() -> None:
     assert min(gaps) > 0.03  # no burst: ManageBac+ counts per second over every replica
 
 
+async def test_after_an_idle_while_requests_are_spaced_not_sent_in_a_crowd() -> None:
+    # ManageBac+ counts fixed one-second windows: a second saved up and sent at once, plus
+    # the next second's refill, would land up to twice the limit in one window.
+    budget = RequestBudget(20.0)
+    await asyncio.sleep(0.3)  # idle: at most one request is saved up meanwhile
+    granted = await grant_times(budget, 6)
+    assert granted[0] <= 0.05  # the first goes at once
+    assert granted[-1] >= 0.2  # the other five evenly spaced, none in a crowd
+
+
 async def test_a_share_of_the_budget_is_that_share_of_the_rate() -> None:
     budget = RequestBudget(40.0)
     budget.set_share(0.25)  # one replica of four

@@ -220,3 +220,56 @@ def test_a_poll_interval_in_seconds_is_taken(tmp_path: Path, value: str, seconds
 def test_a_bad_poll_interval_is_named(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r"schools\.0\.isams\.poll_interval_s"):
         load_schools(_with_poll_interval(tmp_path, value), environ=ENVIRON)
+
+
+def write_mappings(tmp_path: Path, mappings: str) -> Path:
+    path = write_schools(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8") + "    mappings:\n" + mappings, "utf-8")
+    return path
+
+
+def test_grades_map_nc_years_to_grade_codes(tmp_path: Path) -> None:
+    path = write_mappings(
+        tmp_path, '      grades: {7: "myp;8", 12: diploma;12, 13: " secondary;13"}\n'
+    )
+
+    mappings = load_schools(path, environ=ENVIRON).school("demo-school").mappings
+
+    assert mappings.grades == {7: "myp;8", 12: "diploma;12", 13: "secondary;13"}
+    assert mappings.year_groups == {}
+    assert {year: str(code) for year, code in mappings.grade_codes().items()} == mappings.grades
+
+
+@pytest.mark.parametrize("code", ["myp", "myp;", ";8", "myp;eight", "myp 8"])
+def test_a_grade_code_of_another_shape_is_named_with_its_year(tmp_path: Path, code: str) -> None:
+    path = write_mappings(tmp_path, f'      grades: {{7: "myp;8", 9: "{code}"}}\n')
+
+    with pytest.raises(ConfigError, match=r"schools\.0\.mappings\.grades") as refused:
+        load_schools(path, environ=ENVIRON)
+
+    assert "NC year(s) 9:" in str(refused.value)
+    assert "<program code>;<grade number>" in str(refused.value)
+
+
+def test_grades_and_year_groups_together_are_refused_naming_both(tmp_path: Path) -> None:
+    path = write_mappings(
+        tmp_path, '      grades: {7: "myp;8"}\n      year_groups: {7: 10209272}\n'
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        load_schools(path, environ=ENVIRON)
+
+    message = str(refused.value)
+    assert "mappings.grades" in message
+    assert "mappings.year_groups" in message
+    assert "demo-school" in message
+
+
+def test_fixed_year_groups_keep_working_without_grades(tmp_path: Path) -> None:
+    path = write_mappings(tmp_path, "      year_groups: {7: 10209272, 8: 10209273}\n")
+
+    mappings = load_schools(path, environ=ENVIRON).school("demo-school").mappings
+
+    assert mappings.year_groups == {7: 10209272, 8: 10209273}
+    assert mappings.grades == {}
+    assert mappings.grade_codes() == {}
