@@ -1,9 +1,10 @@
 """`make demo`: the whole local stack on its embedded defaults, visibly syncing a school.
 
-Starts Kafka (unless one runs), the iSAMS simulator (in this process, sharing its school
-with the webhook emitter), the ManageBac+ simulator, `isams-sync serve` and
-`isams-sync consume`; sends signed webhooks for every student, then a stream of live edits;
-shows progress; prints a summary; stops everything it started.
+Starts Kafka (unless one runs), the iSAMS simulator (in this process), the ManageBac+
+simulator, `isams-sync serve`, `consume` and `poll`. As with a real iSAMS, which sends no
+webhooks, changes are found by polling: the poller's first cycle syncs the whole school,
+then live edits made in the simulated iSAMS are found by the next cycles. Shows progress;
+prints a summary; stops everything it started.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from consumers.domain.records import SyncRecord
 from sim.isams.app import SimConfig as IsamsConfig
 from sim.isams.app import create_app as create_isams_app
 from sim.isams.emitter import WebhookEmitter
-from sim.isams.school import generate_school
+from sim.isams.school import SchoolData, generate_school
 from sim.serving import free_port, serve_app
 from sim.stack import (
     REPO,
@@ -52,6 +53,7 @@ YEAR_GROUPS = {year: 10209265 + year for year in range(7, 14)}
 GRADES = {year: f"secondary;{year}" for year in YEAR_GROUPS}
 MANAGEBAC_RATE_LIMIT = 200  # the simulator's limit (requests/s)
 CLIENT_RATE = 150  # what the school's settings allow the sync to use
+POLL_INTERVAL = 5.0  # seconds between the poller's cycles
 PROCESSED = "isams_sync_changes_processed"
 
 
@@ -108,7 +110,8 @@ async def _run(
     school = generate_school(students, seed=2026)
     isams_config = IsamsConfig(client_secret=secrets.token_urlsafe(16))
     async with serve_app(create_isams_app(isams_config, school), lifespan="off") as isams_url:
-        managebac_port, serve_port, consume_port = free_port(), free_port(), free_port()
+        managebac_port, serve_port = free_port(), free_port()
+        consume_port, poll_port = free_port(), free_port()
         managebac_url = f"http://127.0.0.1:{managebac_port}"
         _write_schools_file(paths, isams_url, isams_config, managebac_url, webhook_secret)
         env = {
@@ -149,113 +152,149 @@ async def _run(
             paths.root / "consume.log",
             env,
         )
-        console.print("Starting the ManageBac+ simulator, isams-sync serve and consume …")
+        poll = ManagedProcess(
+            "isams-sync poll",
+            sync_command("poll", "--health-port", str(poll_port), "--health-host", "127.0.0.1"),
+            paths.root / "poll.log",
+            env,
+        )
+        console.print(
+            "Starting the ManageBac+ simulator, isams-sync serve, consume and poll …\n"
+            f"Change capture is by polling iSAMS every {POLL_INTERVAL:g} s, as with a real "
+            "iSAMS (it sends no webhooks): no webhook emitter is needed."
+        )
         for process in (managebac, serve, consume):
             process.start()
             processes.append(process)
         await wait_ready(f"{managebac_url}/_sim/stats", managebac)
         await wait_ready(f"http://127.0.0.1:{serve_port}/readyz", serve)
         await wait_ready(f"http://127.0.0.1:{consume_port}/readyz", consume)
+        phase1_start = datetime.now(UTC)  # the poller's first cycle starts with it
+        poll.start()
+        processes.append(poll)
+        await wait_ready(f"http://127.0.0.1:{poll_port}/readyz", poll)
         console.print(
             f"Stack up: iSAMS sim {isams_url}, ManageBac+ sim {managebac_url}, "
-            f"serve :{serve_port}, consume health :{consume_port}"
+            f"serve :{serve_port}, consume health :{consume_port}, poll health :{poll_port}"
+        )
+        watch = Watch(
+            consume=f"http://127.0.0.1:{consume_port}/metrics",
+            poll=f"http://127.0.0.1:{poll_port}/metrics",
         )
         async with httpx.AsyncClient(timeout=30.0) as http:
-            emitter_args: dict[str, Any] = {
-                "base_url": f"http://127.0.0.1:{serve_port}",
-                "school_id": SCHOOL_ID,
-                "secret": webhook_secret,
-            }
-            metrics_url = f"http://127.0.0.1:{consume_port}/metrics"
-            initial = WebhookEmitter(school, http, fat=True, batch_size=50, **emitter_args)
-            live = WebhookEmitter(school, http, fat=False, **emitter_args)
-
-            phase1_start = datetime.now(UTC)
-            students_events = initial.events_for_all_students()
-            staff_events = initial.events_for_all_staff()
-            events = [*students_events, *staff_events]
-            await _send_and_follow(
+            await _follow(
                 console,
-                f"Initial sync: {len(students_events)} students (with their parents) and "
-                f"{len(staff_events)} staff",
+                "First sync: the poller's first cycle reads every list (on the bulk lane)",
                 http,
-                metrics_url,
-                sender=initial.send_all(events),
-                total=len(events),
-                already=0,
+                watch,
+                edits=None,
             )
             phase2_start = datetime.now(UTC)
-            edits_sent = await _send_and_follow(
-                console,
-                f"Live edits at {rate:g}/s (thin events: the consumer reads iSAMS)",
-                http,
-                metrics_url,
-                sender=_paced(live, edits, rate),
-                total=edits,
-                already=len(events),
+            editor = WebhookEmitter(
+                school, http, base_url="http://unused", school_id=SCHOOL_ID, secret=webhook_secret
             )
-            outcomes = _processed(await http.get(metrics_url))
+            edited = await _follow(
+                console,
+                f"Live edits in iSAMS at {rate:g}/s, found by the next poll",
+                http,
+                watch,
+                edits=_paced_edits(editor, edits, rate),
+            )
+            outcomes = _processed(await http.get(watch.consume))
             state = (await http.get(f"{managebac_url}/_sim/state")).json()
             stats = (await http.get(f"{managebac_url}/_sim/stats")).json()
+            writes = (await http.get(f"{managebac_url}/_sim/writes")).json()
         ledger = Ledger.from_url(f"sqlite+aiosqlite:///{paths.database}")
         try:
             records = await ledger.records(SCHOOL_ID)
         finally:
             await ledger.close()
-        _summary(console, outcomes, records, state, stats, phase1_start, phase2_start, edits_sent)
+        _summary(console, outcomes, records, state, stats, phase1_start, phase2_start, len(edited))
+        _edit_latency(console, school, edited, writes)
     return 0
 
 
-async def _paced(emitter: WebhookEmitter, count: int, rate: float) -> int:
-    """Send `count` live edits, one request each, at `rate` per second."""
+@dataclass(frozen=True)
+class Watch:
+    """Where the demo reads how far the poller and the consumer are."""
+
+    consume: str
+    poll: str
+
+
+async def _paced_edits(editor: WebhookEmitter, count: int, rate: float) -> dict[str, float]:
+    """Change `count` students in iSAMS at `rate` per second (the emitter's random edits,
+    applied to the simulated school; its events are not sent: the poller finds the edits);
+    return each edited student's schoolId with the time of its last edit (epoch seconds)."""
     rng = random.Random(7)
     start = time.monotonic()
-    sent = 0
-    for index, event in enumerate(emitter.random_edits(count, rng)):
+    edited: dict[str, float] = {}
+    for index, event in enumerate(editor.random_edits(count, rng)):
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        response = await emitter.send(event)
-        if response.status_code != 202:
-            raise StackError(f"webhook answered {response.status_code}: {response.text[:200]}")
-        sent += 1
-    return sent
+        edited[str(event["data"]["schoolId"])] = time.time()
+    return edited
 
 
-async def _send_and_follow(
+async def _follow(
     console: Console,
     title: str,
     http: httpx.AsyncClient,
-    metrics_url: str,
-    sender: Any,
-    total: int,
-    already: int,
-) -> int:
-    """Run `sender` while two bars show events accepted and changes applied."""
+    watch: Watch,
+    edits: Any,
+) -> dict[str, float]:
+    """Show what the poller published and the consumer applied, until both have settled:
+    a whole poll cycle began after the last edit, and everything published was applied."""
     with Progress(
-        TextColumn("{task.description:<28}"),
+        TextColumn("{task.description:<30}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
         console.print(f"[bold]{title}")
-        accepted = progress.add_task("webhooks accepted (202)", total=total)
-        applied = progress.add_task("applied by the consumer", total=total)
-        task = asyncio.ensure_future(sender)
+        published_bar = progress.add_task("changes found by the poller", total=None)
+        applied_bar = progress.add_task("applied by the consumer", total=None)
+        task = asyncio.ensure_future(edits) if edits is not None else None
+        cycles_at_start = await _poll_cycles(http, watch)
+        cycles_after_edits: int | None = None if task is not None else cycles_at_start
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            done = sum(_processed(await http.get(metrics_url)).values()) - already
-            progress.update(applied, completed=min(done, total))
-            if task.done():
-                progress.update(accepted, completed=total)
-            if task.done() and done >= total:
+            published = await _poll_published(http, watch)
+            applied = sum(_processed(await http.get(watch.consume)).values())
+            cycles = await _poll_cycles(http, watch)
+            progress.update(published_bar, completed=published, total=max(published, 1))
+            progress.update(applied_bar, completed=min(applied, published), total=max(published, 1))
+            if task is not None and task.done() and cycles_after_edits is None:
+                cycles_after_edits = cycles
+            settled = cycles_after_edits is not None and cycles >= cycles_after_edits + 1
+            if settled and published and applied >= published:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.25)
         else:
             raise StackError(f"{title}: not every change was applied within 10 minutes")
-        result = await task
-    return result if isinstance(result, int) else total
+        result = await task if task is not None else {}
+    return result if isinstance(result, dict) else {}
+
+
+async def _poll_cycles(http: httpx.AsyncClient, watch: Watch) -> int:
+    return int(_metric_sum(await http.get(watch.poll), "isams_sync_poll_cycles"))
+
+
+async def _poll_published(http: httpx.AsyncClient, watch: Watch) -> int:
+    return int(_metric_sum(await http.get(watch.poll), "isams_sync_poll_changes"))
+
+
+def _metric_sum(response: httpx.Response, name: str) -> float:
+    """Sum a counter's `_total` samples over all its labels."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        if family.name == name
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
 
 
 def _processed(response: httpx.Response) -> Counter[str]:
@@ -310,14 +349,14 @@ def _summary(
         skipped.add_row(kind, reason, str(count))
     console.print(skipped)
 
-    latency = Table(title="Students' end-to-end latency (webhook received → ManageBac+ write)")
+    latency = Table(title="Students' latency in the sync (change queued → ManageBac+ write)")
     latency.add_column("phase")
     latency.add_column("writes", justify="right")
     latency.add_column("p50 ms", justify="right")
     latency.add_column("p99 ms", justify="right")
     for name, start, end in (
         ("initial sync", phase1_start, phase2_start),
-        (f"live edits ({edits_sent} sent)", phase2_start, None),
+        (f"live edits ({edits_sent} students edited)", phase2_start, None),
     ):
         values = [
             r.latency_ms
@@ -335,10 +374,39 @@ def _summary(
         f"{sum(bool(u.get('archived')) for u in state[kind])} archived {kind}"
         for kind in ("students", "parents", "teachers")
     )
+    applied = sum(
+        count
+        for outcome, count in outcomes.items()
+        if outcome in ("created", "adopted", "updated", "archived", "unarchived")
+    )
+    per_change = stats["total"] / applied if applied else 0.0
+    by_method: Counter[str] = Counter()
+    for route, count in stats.get("requests", {}).items():
+        by_method[route.split(" ", 1)[0]] += count
+    methods = ", ".join(f"{count} {method}" for method, count in by_method.most_common())
     console.print(
         f"ManageBac+ now holds {held}, and {len(state['links'])} parent-child links. "
-        f"It answered {stats['total']} API requests "
-        f"({stats['statuses'].get('429', 0)} rate-limited)."
+        f"It answered {stats['total']} API requests ({methods}; "
+        f"{stats['statuses'].get('429', 0)} rate-limited): {per_change:.2f} requests per "
+        f"applied change ({applied} changes wrote users; links and reads count too)."
+    )
+
+
+def _edit_latency(
+    console: Console, school: SchoolData, edited: dict[str, float], writes: list[Any]
+) -> None:
+    """Print how long edits in iSAMS took to reach ManageBac+ (through the poller)."""
+    codes = {sid: str(school.student(sid).get("schoolCode")) for sid in edited}
+    waits = []
+    for sid, at in edited.items():
+        later = [w["at"] for w in writes if w.get("student_id") == codes[sid] and w["at"] >= at]
+        if later:
+            waits.append((min(later) - at) * 1000)
+    p50, p99 = _percentiles(waits)
+    console.print(
+        f"Edits in iSAMS reached ManageBac+ (by polling every {POLL_INTERVAL:g} s): "
+        f"{len(waits)} of {len(edited)} edited students written; p50 {p50} ms, p99 {p99} ms "
+        "(the others changed nothing ManageBac+ holds)."
     )
 
 
@@ -366,6 +434,7 @@ def _write_schools_file(
                     "base_url": isams_url,
                     "client_id": isams.client_id,
                     "client_secret": "${DEMO_ISAMS_CLIENT_SECRET}",
+                    "poll_interval_s": POLL_INTERVAL,
                 },
                 "managebac": {
                     "base_url": managebac_url,
@@ -376,6 +445,8 @@ def _write_schools_file(
                     "grades": GRADES,
                     "contact_types": ["Parents", "Guardian"],
                 },
+                # Polled staff records carry no ManageBac+ access: teaching staff have it.
+                "staff": {"access_from": "teaching_staff"},
             }
         ]
     }
