@@ -1,6 +1,7 @@
 """Fleet: two consumer replicas and four schools, one of them busy and two in trouble.
 
     .venv/bin/python -m bench.fleet [--duration 30] [--busy 600] [--light-rate 4] [--runs 1]
+        [--disabled 50] [--throttle-limit 3] [--database-url URL] [--trace]
 
 Measures docs/design.md §4's promise that a school waiting on its budget, on 429s or on a
 refused token never holds back another school's changes: per school, the requests/s it
@@ -15,16 +16,24 @@ so each change is one fat `student.updated` event and one ManageBac+ create:
 - **light**: budget 10/s, `--light-rate` changes/s for `--duration` s, each a different
   student, published one by one with `received_at` = the moment it is published;
 - **disabled**: its token disabled in its simulator before the consumers start: its
-  changes wait on the retry topic, none dead-lettered, `isams_sync_school_blocked` 1;
-- **throttling**: budget 15/s but its simulator allows 10/s per client address, so a
-  share of its calls are 429s; enough changes queued to last `--duration`.
+  `--disabled` changes wait on the retry topic, none dead-lettered, and
+  `isams_sync_school_blocked` is 1 on each consumer's `/metrics`;
+- **throttling**: budget 15/s but its simulator allows `--throttle-limit` requests/s per
+  client address (3: about a third of its calls are 429s); `--throttle-limit` x
+  `--duration` changes queued at once, enough to last the trickle.
 
 Each run is two scenarios, each on fresh topics, group, ledger, simulators and consumers:
 **baseline** (busy + light) then **fleet** (all four), with the same light workload. The
 light school's latency per change is the ManageBac+ simulator's time of its create
-(`/_sim/writes` `at`) minus its `received_at`. Per school (fleet): writes/s and calls/s
-from its first create to its last, as a share of its budget, and its 429s. `--runs N`
-repeats the pair and reports the median of the N ratios.
+(`/_sim/writes` `at`) minus its `received_at`; its p99 is also shown from `SETTLED` s
+into the trickle on, once the backlogs queued at the start have been handed out. Per
+school: writes/s and calls/s from its first create to its last, writes/s as a share of
+its budget, its 429s (calls counted by its token in its simulator, during the scenario).
+`--runs N` repeats the pair and reports the median of the N ratios. The ledger is one
+SQLite file shared by both replicas unless `--database-url` (then the school ids get a
+per-scenario suffix, so a reused database starts empty for them). `--trace` runs the
+replicas as `bench.fleet_trace` and prints where the light school's time went: Kafka
+(publish, fetch, hand-out), slots, budget, ManageBac+ calls, ledger, the rest.
 """
 
 from __future__ import annotations
@@ -96,19 +105,26 @@ class SchoolPlan:
     backlog: int  # changes queued at once at the start (the light school: 0)
     sim_limit: int | None = None  # the simulator's requests/s per client address
     disabled: bool = False  # its token disabled in its simulator before the run
+    tag: str = ""  # makes the school id unique to the scenario (a reused --database-url)
+
+    @property
+    def id(self) -> str:
+        """The school's id in the schools file, the Kafka keys and the metrics."""
+        return f"{self.name}-{self.tag}" if self.tag else self.name
 
 
-def school_plans(options: argparse.Namespace, fleet: bool) -> list[SchoolPlan]:
+def school_plans(options: argparse.Namespace, fleet: bool, tag: str) -> list[SchoolPlan]:
     """The schools of one scenario: busy and light; in the fleet also the two in trouble."""
-    plans = [SchoolPlan("busy", 20, options.busy), SchoolPlan("light", 10, 0)]
+    plans = [SchoolPlan("busy", 20, options.busy, tag=tag), SchoolPlan("light", 10, 0, tag=tag)]
     if fleet:
         plans += [
-            SchoolPlan("disabled", 10, options.disabled, disabled=True),
+            SchoolPlan("disabled", 10, options.disabled, disabled=True, tag=tag),
             SchoolPlan(
                 "throttling",
                 15,
                 throttling_backlog(options),
                 sim_limit=options.throttle_limit,
+                tag=tag,
             ),
         ]
     return plans
@@ -253,7 +269,7 @@ def message(
 
 def school_entry(plan: SchoolPlan, sim: Sim, isams_url: str, secret: str) -> dict[str, Any]:
     return {
-        "id": plan.name,
+        "id": plan.id,
         "webhook_secrets": [SECRET],
         "isams": {"base_url": isams_url, "client_id": "sync-client", "client_secret": secret},
         "managebac": {
@@ -305,7 +321,11 @@ def trace_path(root: Path, number: int) -> Path:
     return root / f"trace-{number}.jsonl"
 
 
-async def wait_for_group(group: str, consumers: list[Consumer], timeout: float = 120.0) -> None:
+class GroupNotStableError(Exception):
+    """The replicas' group kept rebalancing: the scenario is started again on a new group."""
+
+
+async def wait_for_group(group: str, consumers: list[Consumer], timeout: float = 45.0) -> None:
     """Wait until the group is stable with every replica in it (partitions shared)."""
     members = len(consumers)
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -319,8 +339,8 @@ async def wait_for_group(group: str, consumers: list[Consumer], timeout: float =
             await asyncio.sleep(0.5)
     finally:
         await admin.close()
-    logs = "\n".join(f"{c.process.name}:\n{c.process.log_tail()}" for c in consumers)
-    raise SystemExit(f"consumer group {group} not stable with {members} members:\n{logs}")
+    logs = "\n".join(f"{c.process.name}:\n{c.process.log_tail(3)}" for c in consumers)
+    raise GroupNotStableError(f"group {group} not stable with {members} members:\n{logs}")
 
 
 def _group_state(responses: list[Any]) -> tuple[str, int]:
@@ -336,7 +356,7 @@ async def publish_backlogs(
 ) -> None:
     """Queue every backlog school's changes at once."""
     messages = [
-        message(plan.name, record, index)
+        message(plan.id, record, index)
         for plan in plans
         for index, record in enumerate(students[: plan.backlog])
     ]
@@ -353,18 +373,23 @@ class LightChange:
 
 
 async def trickle(
-    publisher: KafkaPublisher, topic: str, students: list[Any], rate: float, duration: float
+    publisher: KafkaPublisher,
+    topic: str,
+    school: str,
+    students: list[Any],
+    options: argparse.Namespace,
 ) -> list[LightChange]:
     """Publish the light school's changes at `rate`/s, one by one."""
     received: list[LightChange] = []
     pending: set[asyncio.Task[None]] = set()
     start = time.monotonic()
-    for index, record in enumerate(students[: int(rate * duration)]):
+    rate = options.light_rate
+    for index, record in enumerate(students[: int(rate * options.duration)]):
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         now = datetime.now(UTC)
-        outgoing = message("light", record, index, now)
+        outgoing = message(school, record, index, now)
         received.append(LightChange(record["schoolCode"], outgoing.key.decode(), now.timestamp()))
         task = asyncio.create_task(publisher.publish(topic, [outgoing]))
         pending.add(task)
@@ -457,31 +482,28 @@ async def school_figures(
 
 
 async def waiting_figures(
-    topics: Topics, changes: int, consumers: list[Consumer], http: httpx.AsyncClient
+    topics: Topics, plan: SchoolPlan, consumers: list[Consumer], http: httpx.AsyncClient
 ) -> Waiting:
     """Where the disabled school's changes are: the retry topic, the DLQ, the gauge."""
-    parked = [r for r in await read_to_end(BOOTSTRAP, topics.retry) if _school(r.key) == "disabled"]
+    school = plan.id
+    parked = [r for r in await read_to_end(BOOTSTRAP, topics.retry) if _school(r.key) == school]
     letters = await list_dead_letters(BOOTSTRAP, topics)
     blocked: list[float] = []
     waiting = 0.0
     for consumer in consumers:
         samples = await consumer.metrics(http)
         blocked.append(
-            sum(
-                s.value
-                for s in samples
-                if s.name == BLOCKED and s.labels.get("school") == "disabled"
-            )
+            sum(s.value for s in samples if s.name == BLOCKED and s.labels.get("school") == school)
         )
         waiting += sum(
             s.value
             for s in samples
             if s.name == f"{PROCESSED}_total"
-            and s.labels.get("school") == "disabled"
+            and s.labels.get("school") == school
             and s.labels.get("outcome") == "waiting"
         )
     return Waiting(
-        changes=changes,
+        changes=plan.backlog,
         on_retry_topic=len({r.key for r in parked}),
         parkings=len(parked),
         dead_letters=len(letters),
@@ -494,12 +516,14 @@ def _school(key: bytes | None) -> str:
     return (key or b"").split(b":", 1)[0].decode()
 
 
-def consumer_env(root: Path, topics: Topics, group: str, schools_file: Path) -> dict[str, str]:
+def consumer_env(
+    root: Path, topics: Topics, group: str, schools_file: Path, database_url: str | None
+) -> dict[str, str]:
     return {
         "SYNC_KAFKA_BOOTSTRAP": BOOTSTRAP,
         "SYNC_KAFKA_TOPIC_PREFIX": topics.changes.removesuffix("isams.changes"),
         "SYNC_CONSUMER_GROUP": group,
-        "SYNC_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'ledger.db'}",
+        "SYNC_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{root / 'ledger.db'}",
         "SYNC_SCHOOLS_FILE": str(schools_file),
         "SYNC_KAFKA_CREATE_TOPICS": "false",
         "SYNC_LOG_LEVEL": os.environ.get("BENCH_FLEET_LOG_LEVEL", "WARNING"),
@@ -507,10 +531,12 @@ def consumer_env(root: Path, topics: Topics, group: str, schools_file: Path) -> 
 
 
 async def run_scenario(
-    name: str, plans: list[SchoolPlan], students: list[Any], options: argparse.Namespace
+    name: str, fleet: bool, students: list[Any], options: argparse.Namespace
 ) -> Scenario:
-    """Start the stack for `plans`, run the workload, collect the figures, clean up."""
-    stamp = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    """Start the stack for the scenario, run the workload, collect the figures, clean up."""
+    tag = uuid.uuid4().hex[:6]
+    plans = school_plans(options, fleet, tag if options.database_url else "")
+    stamp = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{tag}"
     topics = Topics.with_prefix(f"bench-fleet-{stamp}-{name}.")
     group = f"bench-fleet-{stamp}-{name}"
     await ensure_topics(BOOTSTRAP, topics.all(), partitions=PARTITIONS)
@@ -526,7 +552,7 @@ async def run_scenario(
         schools_file = root / "schools.yaml"
         entries = [school_entry(p, sims[p.name], isams_url, isams_secret) for p in plans]
         schools_file.write_text(yaml.safe_dump({"schools": entries}, sort_keys=False))
-        env = consumer_env(root, topics, group, schools_file)
+        env = consumer_env(root, topics, group, schools_file, options.database_url)
         consumers = start_consumers(exits, root, env, name, options.trace)
         http = await exits.enter_async_context(httpx.AsyncClient(timeout=30))
         for consumer in consumers:
@@ -539,9 +565,8 @@ async def run_scenario(
         cpu_before = _cpu(consumers)
         started = time.monotonic()
         await publish_backlogs(publisher, topics.changes, plans, students)
-        received = await trickle(
-            publisher, topics.changes, students, options.light_rate, options.duration
-        )
+        light = next(p for p in plans if p.name == "light")
+        received = await trickle(publisher, topics.changes, light.id, students, options)
         wanted = {p.name: p.backlog for p in plans if not p.disabled} | {"light": len(received)}
         await wait_written(sims, wanted, consumers, timeout=120 + 2 * options.duration)
         seconds = time.monotonic() - started
@@ -555,7 +580,7 @@ async def run_scenario(
         ]
         disabled = next((p for p in plans if p.disabled), None)
         waiting = (
-            await waiting_figures(topics, disabled.backlog, consumers, http)
+            await waiting_figures(topics, disabled, consumers, http)
             if disabled is not None
             else None
         )
@@ -648,32 +673,46 @@ def _part(item: Breakdown, part: str) -> float:
     return value
 
 
-def report(pairs: list[tuple[Scenario, Scenario]], options: argparse.Namespace) -> None:
-    print(f"bench.fleet {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}")
+def report_header(options: argparse.Namespace) -> None:
+    ledger = "SQLite" if options.database_url is None else options.database_url.split(":")[0]
+    print(f"bench.fleet {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; ledger {ledger}")
     print(
         f"{REPLICAS} consumers, {PARTITIONS} partitions; busy {options.busy} queued, light "
         f"{options.light_rate:g}/s for {options.duration:g} s, disabled {options.disabled} "
         f"queued, throttling {throttling_backlog(options)} queued (simulator "
-        f"{options.throttle_limit}/s per address)"
+        f"{options.throttle_limit}/s per address)",
+        flush=True,
     )
-    ratios: list[float] = []
-    steady: list[float] = []
-    for number, (baseline, fleet) in enumerate(pairs, start=1):
-        report_scenario(number, baseline)
-        report_scenario(number, fleet)
-        ratio = percentile(fleet.latencies, 99) / percentile(baseline.latencies, 99)
-        settled = percentile(fleet.steady, 99) / percentile(baseline.steady, 99)
-        ratios.append(ratio)
-        steady.append(settled)
-        print(
-            f"run {number}: light p99 fleet / baseline = {ratio:.2f} "
-            f"(from {SETTLED:g} s on: {settled:.2f})"
-        )
-    median = statistics.median(ratios)
+
+
+def ratios(baseline: Scenario, fleet: Scenario) -> tuple[float, float]:
+    """Light p99, fleet / baseline: all changes, and those from `SETTLED` s on."""
+    return (
+        percentile(fleet.latencies, 99) / percentile(baseline.latencies, 99),
+        percentile(fleet.steady, 99) / percentile(baseline.steady, 99),
+    )
+
+
+def report_pair(number: int, baseline: Scenario, fleet: Scenario) -> None:
+    report_scenario(number, baseline)
+    report_scenario(number, fleet)
+    ratio, settled = ratios(baseline, fleet)
+    print(
+        f"run {number}: light p99 fleet / baseline = {ratio:.2f} "
+        f"(from {SETTLED:g} s on: {settled:.2f})",
+        flush=True,
+    )
+
+
+def report_summary(pairs: list[tuple[Scenario, Scenario]]) -> None:
+    figures = [ratios(baseline, fleet) for baseline, fleet in pairs]
+    all_changes = [ratio for ratio, _ in figures]
+    steady = [settled for _, settled in figures]
+    median = statistics.median(all_changes)
     verdict = "met" if median <= AIM else "NOT met"
     print(
-        f"light p99 fleet / baseline, median of {len(ratios)}: {median:.2f} "
-        f"(aim <= {AIM}: {verdict}); each run: " + ", ".join(f"{r:.2f}" for r in ratios)
+        f"light p99 fleet / baseline, median of {len(figures)}: {median:.2f} "
+        f"(aim <= {AIM}: {verdict}); each run: " + ", ".join(f"{r:.2f}" for r in all_changes)
     )
     print(
         f"the same from {SETTLED:g} s into the trickle on, median: "
@@ -686,22 +725,34 @@ async def run(options: argparse.Namespace) -> int:
     os.environ.setdefault("KAFKA_ADMIN_PYTHON", sys.executable)
     started_kafka = start_kafka()
     needed = max(
-        options.busy, int(10 * options.duration), int(options.light_rate * options.duration)
+        options.busy, throttling_backlog(options), int(options.light_rate * options.duration)
     )
     students = current_students(max(needed, options.disabled))
     pairs = []
+    report_header(options)
     try:
-        for _ in range(options.runs):
-            baseline = await run_scenario(
-                "baseline", school_plans(options, False), students, options
-            )
-            fleet = await run_scenario("fleet", school_plans(options, True), students, options)
+        for number in range(1, options.runs + 1):
+            baseline = await attempt_scenario("baseline", False, students, options)
+            fleet = await attempt_scenario("fleet", True, students, options)
             pairs.append((baseline, fleet))
+            report_pair(number, baseline, fleet)
     finally:
         if started_kafka:
             stop_kafka()
-    report(pairs, options)
+    report_summary(pairs)
     return 0
+
+
+async def attempt_scenario(
+    name: str, fleet: bool, students: list[Any], options: argparse.Namespace, attempts: int = 3
+) -> Scenario:
+    """Run the scenario; start it again (new group) when the group never settles."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run_scenario(name, fleet, students, options)
+        except GroupNotStableError as exc:
+            print(f"({name}, attempt {attempt}: {str(exc).splitlines()[0]}; starting again)")
+    raise SystemExit(f"{name}: the consumer group never settled in {attempts} attempts")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -716,6 +767,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=3,
         help="the throttling school's simulator: requests/s per client address (its budget "
         "is 15/s; 3 makes about a third of its calls 429s)",
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="the consumers' ledger; default a temp SQLite file"
     )
     parser.add_argument(
         "--trace",
