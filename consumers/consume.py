@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import uvicorn
-from fastapi import FastAPI
 
 from consumers.adapters.kafka.admin import KAFKA_ERRORS, ensure_topics, ping
 from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.ledger import LEDGER_ERRORS
 from consumers.bootstrap import open_services
-from consumers.health import ReadinessDetail, build_health_router
+from consumers.health import ReadinessDetail, build_health_router, health_server
 from consumers.metrics import record_result
 from consumers.parking import RetrySchedule
 from consumers.ports import LedgerPort
@@ -111,27 +110,9 @@ def _health_server(
     port: int,
     details: dict[str, ReadinessDetail],
 ) -> uvicorn.Server:
-    health_app = FastAPI(title="isams-sync consumer", openapi_url=None)
-    health_app.include_router(
-        build_health_router(
-            {
-                "kafka": lambda: ping(kafka, timeout=2.0),
-                "ledger": ledger.ping,
-            },
-            details=details,
-        )
-    )
-    return _QuietServer(
-        uvicorn.Config(health_app, host=host, port=port, log_config=None, access_log=False)
-    )
-
-
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the worker."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    checks = {"kafka": lambda: ping(kafka, timeout=2.0), "ledger": ledger.ping}
+    router = build_health_router(checks, details=details)
+    return health_server("isams-sync consumer", router, host, port)
 
 
 async def _bounded(work: Awaitable[None], seconds: float) -> None:

@@ -10,11 +10,13 @@ school's problem is seen without taking the process out of service for every sch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -144,3 +146,22 @@ def _details(reports: Mapping[str, ReadinessDetail]) -> dict[str, dict[str, Any]
         except Exception as exc:  # a detail never fails the probe
             taken[name] = {"error": exc.__class__.__name__}
     return taken
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the process it runs in."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def health_server(title: str, router: APIRouter, host: str, port: int) -> uvicorn.Server:
+    """Return the health port's server of a worker process (`consume`, `poll`): started
+    first, so a probe sees a live process that is not ready while its dependencies are
+    still unreachable; it leaves SIGTERM to the process, which drains before it exits."""
+    app = FastAPI(title=title, openapi_url=None)
+    app.include_router(router)
+    return _QuietServer(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    )

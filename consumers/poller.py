@@ -19,11 +19,10 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
-from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from consumers.adapters.isams import POLL_RETRY, IsamsRetryPolicy
@@ -32,7 +31,7 @@ from consumers.adapters.ledger import LEDGER_ERRORS
 from consumers.bootstrap import Services, open_services
 from consumers.capture.poll import poll_school
 from consumers.capture.poll_report import PollReport
-from consumers.health import build_health_router
+from consumers.health import build_health_router, health_server
 from consumers.poll_metrics import PollMetrics, new_registry
 from consumers.settings import School, SchoolsFile, Settings
 
@@ -289,23 +288,10 @@ async def _ready(services: Services, stopping: asyncio.Event, once: bool) -> boo
 def _health_server(
     services: Services, poller: Poller, registry: CollectorRegistry, host: str, port: int
 ) -> uvicorn.Server:
-    health_app = FastAPI(title="isams-sync poller", openapi_url=None)
     kafka = services.kafka
-    health_app.include_router(
-        build_health_router(
-            {"kafka": lambda: ping(kafka, timeout=2.0), "ledger": services.ledger.ping},
-            registry=registry,
-            alive=poller.alive,
-        )
+    router = build_health_router(
+        {"kafka": lambda: ping(kafka, timeout=2.0), "ledger": services.ledger.ping},
+        registry=registry,
+        alive=poller.alive,
     )
-    return _QuietServer(
-        uvicorn.Config(health_app, host=host, port=port, log_config=None, access_log=False)
-    )
-
-
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the poller."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    return health_server("isams-sync poller", router, host, port)

@@ -86,7 +86,7 @@ class RunnerConfig:
     (their attempts not counted), so one school's backlog never fills the others' room."""
     max_bulk_handed_out: int = 200
     """Beyond this many bulk records, the bulk partitions are paused until half are done."""
-    max_batch: int = 500
+    max_batch: int = 200  # records per fetch: handed out in one go, so kept short
     commit_interval: float = 1.0
     drain_timeout: float = 30.0
     retry: RetrySchedule = field(default_factory=RetrySchedule)

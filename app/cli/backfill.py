@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from app.cli.common import checked_settings, known_school
+from app.cli.common import checked_settings, known_school, progress_bars
 
 if TYPE_CHECKING:
     from consumers.settings import SchoolsFile, Settings
@@ -61,22 +60,7 @@ async def _run(
                 return 1
         ports = services.ports_of(school_id)
         assert ports is not None  # checked by known_school
-        with Progress(
-            TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), console=console
-        ) as bars:
-            tasks: dict[str, TaskID] = {}
-
-            def progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    label = {
-                        "students": "iSAMS students",
-                        "alumni": "iSAMS alumni",
-                        "staff": "iSAMS staff",
-                        "contacts": "iSAMS contacts",
-                    }
-                    tasks[name] = bars.add_task(label.get(name, "changes queued"), total=None)
-                bars.update(tasks[name], completed=done, total=total or None)
-
+        with progress_bars(console, quiet=as_json, other="changes queued") as progress:
             report = await run_backfill(
                 ports,
                 services.ledger,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from consumers.settings import (
     ConfigError,
@@ -39,3 +43,41 @@ def known_school(command: str, schools: SchoolsFile, school_id: str) -> None:
         schools.school(school_id)
     except UnknownSchoolError as exc:
         refuse(command, str(exc))
+
+
+# What the long commands' progress bars are called, by the name the work reports.
+PROGRESS_LABELS = {
+    "students": "iSAMS students",
+    "alumni": "iSAMS alumni",
+    "staff": "iSAMS staff",
+    "contacts": "iSAMS contacts",
+    "managebac students": "ManageBac+ students",
+    "managebac parents": "ManageBac+ parents",
+    "managebac teachers": "ManageBac+ teachers",
+}
+
+
+@contextmanager
+def progress_bars(
+    console: Console, *, quiet: bool = False, other: str | None = None
+) -> Iterator[Callable[[str, int, int], None]]:
+    """Show one bar per kind of work (`progress(name, done, total)`; total 0: unknown),
+    labelled from PROGRESS_LABELS, else `other`, else the name; `quiet` shows none
+    (for `--json`)."""
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=quiet,
+        transient=quiet,
+    ) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                label = PROGRESS_LABELS.get(name, other if other is not None else name)
+                tasks[name] = bars.add_task(label, total=None)
+            bars.update(tasks[name], completed=done, total=total or None)
+
+        yield progress

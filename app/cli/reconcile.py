@@ -12,24 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from app.cli.common import checked_settings, known_school
+from app.cli.common import checked_settings, known_school, progress_bars
 
 if TYPE_CHECKING:
     from consumers.capture.reconcile import ReconcileReport
     from consumers.settings import SchoolsFile, Settings
 
 RAN, ERROR, GUARD_HELD = 0, 1, 3
-_LABELS = {
-    "students": "iSAMS students",
-    "alumni": "iSAMS alumni",
-    "staff": "iSAMS staff",
-    "contacts": "iSAMS contacts",
-    "managebac students": "ManageBac+ students",
-    "managebac parents": "ManageBac+ parents",
-    "managebac teachers": "ManageBac+ teachers",
-}
 
 
 def register(cli: typer.Typer) -> None:
@@ -70,21 +60,7 @@ async def _run(
         await services.ledger.create_schema()
         ports = services.ports_of(school_id)
         assert ports is not None  # checked by known_school
-        with Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            disable=as_json,
-            transient=True,
-        ) as bars:
-            tasks: dict[str, TaskID] = {}
-
-            def progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bars.add_task(_LABELS.get(name, name), total=None)
-                bars.update(tasks[name], completed=done, total=total or None)
-
+        with progress_bars(err, quiet=as_json) as progress:
             try:
                 report = await run_reconcile(
                     ports, services.ledger, dry_run=dry_run, force=force, progress=progress

@@ -82,16 +82,22 @@ class _RateLimitHold:
 def _retry_wait(response: httpx.Response, cap: float, now: float | None = None) -> float:
     """Read how long a 429 asks us to wait, in seconds (at most `cap`).
 
-    `Retry-After` (seconds or an HTTP-date, RFC 9110 §10.2.3) when it is there (ManageBac+
-    does not document it); else `X-RateLimit-Reset`, "the exact time (in UTC)" a retry will
-    succeed, in whichever form it comes: epoch seconds, an HTTP-date or ISO 8601 (UTC when
-    it has no offset). A small number there is read as seconds to wait. Else 1 s.
+    `X-RateLimit-Reset` is "the exact time (in UTC)" a retry will succeed, in whichever
+    form it comes: epoch seconds, an HTTP-date or ISO 8601 (UTC when it has no offset); a
+    small number there is read as seconds to wait. `Retry-After` (seconds or an HTTP-date,
+    RFC 9110 §10.2.3) is not documented by ManageBac+ and is in whole seconds: with both,
+    the earlier is taken. With neither, 1 s.
     """
     clock = time.time() if now is None else now
-    wait = _seconds_from_retry_after(response.headers.get("retry-after", ""), clock)
-    if wait is None:
-        wait = _seconds_until_reset(response.headers.get("x-ratelimit-reset", ""), clock)
-    return min(max(wait if wait is not None else 1.0, 0.0), cap)
+    waits = [
+        wait
+        for wait in (
+            _seconds_from_retry_after(response.headers.get("retry-after", ""), clock),
+            _seconds_until_reset(response.headers.get("x-ratelimit-reset", ""), clock),
+        )
+        if wait is not None
+    ]
+    return min(max(min(waits) if waits else 1.0, 0.0), cap)
 
 
 def _seconds_from_retry_after(value: str, now: float) -> float | None:

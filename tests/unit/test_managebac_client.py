@@ -84,6 +84,7 @@ NOW = 1_764_844_800.0  # 2025-12-04T10:40:00Z
         ({"x-ratelimit-reset": "2025-12-04T10:40:03"}, 3.0),  # no offset: UTC
         ({"x-ratelimit-reset": "2"}, 2.0),  # a small number: seconds to wait
         ({"x-ratelimit-reset": f"{NOW + 7:.0f}", "retry-after": "4"}, 4.0),
+        ({"x-ratelimit-reset": "2025-12-04T10:40:00.4Z", "retry-after": "1"}, 0.4),
         ({"x-ratelimit-reset": "2025-12-04T10:39:00Z"}, 0.0),  # past: at once
         ({"x-ratelimit-reset": "soon"}, 1.0),
         ({}, 1.0),
@@ -97,7 +98,8 @@ NOW = 1_764_844_800.0  # 2025-12-04T10:40:00Z
         "iso-other-offset",
         "iso-no-offset",
         "delay",
-        "retry-after-wins",
+        "retry-after-sooner",
+        "reset-sooner",
         "past",
         "unreadable",
         "none",
