@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.cli.common import checked_settings, known_school, progress_bars
+from app.cli.common import JsonOption, SchoolOption, checked_settings, known_school, progress_bars
 
 if TYPE_CHECKING:
     from consumers.settings import SchoolsFile, Settings
@@ -23,12 +23,12 @@ def register(cli: typer.Typer) -> None:
 
 
 def backfill(
-    school: Annotated[str, typer.Option(help="School id from the schools file.")],
+    school: SchoolOption,
     dry_run: Annotated[bool, typer.Option(help="Read iSAMS and report; queue nothing.")] = False,
     force: Annotated[
         bool, typer.Option(help="Go ahead even if more than 10% of synced users would go.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Queue every iSAMS record of a school for sync (no iSAMS lock, no downtime)."""
     settings, schools = checked_settings()

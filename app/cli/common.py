@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from consumers.settings import (
     load_schools,
     load_settings,
 )
+
+SchoolOption = Annotated[str, typer.Option("--school", help="School id from the schools file.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
 def checked_settings() -> tuple[Settings, SchoolsFile]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import checked_settings, refuse
+from app.cli.common import SchoolOption, checked_settings, refuse
 
 
 def register(cli: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(cli: typer.Typer) -> None:
 
 
 def explain(
-    school: Annotated[str, typer.Option(help="School id from the schools file.")],
+    school: SchoolOption,
     kind: Annotated[str, typer.Argument(help="student, contact, staff, parent, or poll")],
     isams_id: Annotated[
         str,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.cli.common import checked_settings, known_school, progress_bars
+from app.cli.common import JsonOption, SchoolOption, checked_settings, known_school, progress_bars
 
 if TYPE_CHECKING:
     from consumers.capture.reconcile import ReconcileReport
@@ -28,14 +28,14 @@ def register(cli: typer.Typer) -> None:
 
 
 def reconcile(
-    school: Annotated[str, typer.Option(help="School id from the schools file.")],
+    school: SchoolOption,
     dry_run: Annotated[
         bool, typer.Option(help="Read both systems and print the plan; write nothing.")
     ] = False,
     force: Annotated[
         bool, typer.Option(help="Archive even if more than 10% of synced users would go.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Repair what differs between ManageBac+ and iSAMS (iSAMS wins); report look-alikes."""
     settings, schools = checked_settings()
