@@ -39,11 +39,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from bench.consumer import WEBHOOK_SECRET, machine
-from bench.cpu import machine_busy, process_cpu
 from bench.rig import (
     BOOTSTRAP,
     Rig,
@@ -61,6 +61,7 @@ from bench.rig import (
     settle,
     synced_students,
 )
+from consumers.adapters.budget import HEADROOM
 from consumers.adapters.kafka.reader import read_to_end
 from consumers.events import QueuedChange
 from sim.isams.emitter import WebhookEmitter
@@ -179,6 +180,74 @@ def edit_figures(
     return EditFigures(latencies, unmatched, wrong)
 
 
+# Where the budget went ----------------------------------------------------------------
+
+# Gaps between two requests, in multiples of the budget's spacing (1 / pace).
+GAP_BUCKETS = (
+    ("<= 1.5x", 1.5),
+    ("1.5-3x", 3.0),
+    ("3-10x", 10.0),
+    ("10-50x", 50.0),
+    ("> 50x", float("inf")),
+)
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """How the first sync's ManageBac+ requests used the consumer's budget.
+
+    The consumer spaces a school's requests evenly at `max_requests_per_second` times
+    `HEADROOM`; whatever the requests' span exceeds that pace is budget nobody used (no
+    request was waiting when a token came), split over the first and last 5% of the
+    requests and the rest.
+    """
+
+    requests: int
+    first_at: float
+    last_at: float
+    pace: float  # requests/s the budget allows
+    idle_head: float
+    idle_middle: float
+    idle_tail: float
+    statuses: dict[str, int]
+    gaps: dict[str, tuple[int, float]]  # gap length → how many, and their time beyond pace
+
+    @property
+    def idle(self) -> float:
+        return self.idle_head + self.idle_middle + self.idle_tail
+
+
+def budget_use(times: list[tuple[float, str, str, int]], rate: float) -> BudgetUse:
+    stamps = sorted(at for at, *_ in times)
+    pace = rate * HEADROOM
+    edge = max(1, len(stamps) // 20)
+    cuts = [0, edge, max(edge, len(stamps) - 1 - edge), len(stamps) - 1]
+
+    def unused(start: int, end: int) -> float:
+        """The part's span beyond its requests at the budget's pace (negative: faster)."""
+        return (stamps[end] - stamps[start]) - (end - start) / pace if end > start else 0.0
+
+    head, middle, tail = (unused(cuts[i], cuts[i + 1]) for i in range(3))
+    gaps: dict[str, tuple[int, float]] = {}
+    for before, after in pairwise(stamps):
+        gap = after - before
+        name = next((n for n, top in GAP_BUCKETS if gap <= top * (1 / pace)), "")
+        if name:
+            number, excess = gaps.get(name, (0, 0.0))
+            gaps[name] = (number + 1, excess + gap - 1 / pace)
+    return BudgetUse(
+        requests=len(stamps),
+        first_at=stamps[0] if stamps else 0.0,
+        last_at=stamps[-1] if stamps else 0.0,
+        pace=pace,
+        idle_head=head,
+        idle_middle=middle,
+        idle_tail=tail,
+        statuses=dict(Counter(str(status) for *_, status in times)),
+        gaps=gaps,
+    )
+
+
 # The phases -------------------------------------------------------------------------------
 
 
@@ -198,8 +267,7 @@ class Snapshot:
 async def snapshot(rig: Rig) -> Snapshot:
     stats = await rig.managebac("stats")
     isams = await rig.isams("stats")
-    cpu = {name: process_cpu(rig.pid(name)) for name in rig.processes}
-    cpu["machine"] = machine_busy()
+    cpu = rig.cpu()
     return Snapshot(
         time.time(),
         dict(stats["requests"]),
@@ -278,6 +346,7 @@ class FirstSync:
     edits: EditFigures
     edit_list: list[Edit]
     write_kinds: dict[str, int]
+    budget: BudgetUse
 
 
 async def first_sync(
@@ -318,6 +387,7 @@ async def first_sync(
         edits=edit_figures(live.edits, received, writes, state),
         edit_list=live.edits,
         write_kinds=dict(Counter(f"{w['kind']} {w['action']}" for w in writes)),
+        budget=budget_use(await rig.request_times(before.at), options.rate),
     )
 
 
@@ -406,11 +476,51 @@ def report(results: Results) -> None:
         f"  ManageBac+ during the writes: {total / span:.1f} requests/s, "
         f"{first.writes / span:.1f} writes/s; statuses {counts(first.phase.statuses)}"
     )
+    _budget(first, rate)
     _per_user(first)
     _edits(first)
     print(f"  CPU s: {_cpu(first.phase)}")
     for quiet in (results.second, results.reconcile):
         _quiet(quiet)
+
+
+def _budget(first: FirstSync, rate: float) -> None:
+    """Split the wall time: start-up, the requests at the budget's pace, unused budget."""
+    use = first.budget
+    startup = use.first_at - first.started
+    paced = (use.requests - 1) / use.pace
+    print(
+        f"  where the time went: {startup:.1f} s before the first request; {use.requests} "
+        f"requests at the budget's pace ({rate:g}/s x {HEADROOM:g} headroom = {use.pace:g}/s) "
+        f"{paced:.1f} s; budget unused {use.idle:.1f} s "
+        f"(first 5% of requests {use.idle_head:.1f}, middle {use.idle_middle:.1f}, "
+        f"last 5% {use.idle_tail:.1f}); sum {startup + paced + use.idle:.1f} s"
+    )
+    buckets = ", ".join(
+        f"{name} {number} ({excess:+.1f} s)"
+        for name, _ in GAP_BUCKETS
+        if name in use.gaps
+        for number, excess in [use.gaps[name]]
+    )
+    print(f"  gaps between requests (x the {1000 / use.pace:.1f} ms spacing): {buckets}")
+    span = use.last_at - use.first_at
+    wall = first.last_write - first.started
+    if not (first.writes and span and paced):
+        return
+    factors = {
+        "requests per write": use.requests / first.writes,
+        "1 / headroom": 1 / HEADROOM,
+        "requests span / budget pace": span / paced,
+        "wall / requests span": wall / span,
+    }
+    product = 1.0
+    for value in factors.values():
+        product *= value
+    print(
+        "  ratio = "
+        + " x ".join(f"{name} {value:.3f}" for name, value in factors.items())
+        + f" = {product:.3f}"
+    )
 
 
 def _plan_line(totals: Mapping[str, Mapping[str, int]]) -> str:
@@ -476,7 +586,7 @@ def _cpu(result: Phase) -> str:
     machine_s = cpu.pop("machine", 0.0)
     known = sum(cpu.values())
     parts = [f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items())]
-    parts.append(f"rest of machine {max(0.0, machine_s - known):.1f} (this process, Kafka, others)")
+    parts.append(f"rest of machine {max(0.0, machine_s - known):.1f} (Kafka, others)")
     return ", ".join(parts) + f" over {result.seconds:.0f} s"
 
 

@@ -36,6 +36,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.consumer import PARTITIONS, WEBHOOK_SECRET, YEAR_GROUPS
+from bench.cpu import machine_busy, process_cpu
 from consumers.adapters.kafka.admin import delete_topics, ensure_topics, ping
 from consumers.settings import Topics
 from sim.isams.app import SimConfig as IsamsConfig
@@ -185,6 +186,7 @@ class Rig:
     school_id: str
     isams_url: str
     managebac_url: str
+    simulator: ManagedProcess  # ManageBac+'s (iSAMS runs in this process)
     env: dict[str, str]
     http: httpx.AsyncClient
     exits: AsyncExitStack
@@ -246,6 +248,24 @@ class Rig:
         response.raise_for_status()
         return response.json()
 
+    async def request_times(self, since: float) -> list[tuple[float, str, str, int]]:
+        """ManageBac+'s `/v2` requests answered after `since`: (at, method, path, status)."""
+        response = await self.http.get(
+            f"{self.managebac_url}/_bench/requests", params={"since": since}
+        )
+        response.raise_for_status()
+        return [(float(a), str(m), str(p), int(s)) for a, m, p, s in response.json()]
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far: each service process, the ManageBac+ simulator, this process
+        (the iSAMS simulator, the benchmark) and the whole machine."""
+        used = {name: process_cpu(self.pid(name)) for name in self.processes}
+        assert self.simulator.process is not None
+        used["managebac sim"] = process_cpu(self.simulator.process.pid)
+        used["bench + iSAMS sim"] = process_cpu(os.getpid())
+        used["machine"] = machine_busy()
+        return used
+
     async def isams(self, path: str) -> Any:
         """GET an iSAMS simulator control route (`/_sim/...`)."""
         response = await self.http.get(f"{self.isams_url}/_sim/{path}")
@@ -275,7 +295,7 @@ async def open_rig(options: RigOptions, topics: Topics, root: Path) -> AsyncIter
             serve_app(create_isams_app(isams_config, school), lifespan="off")
         )
         token = secrets.token_urlsafe(16)
-        managebac_url = await _start_managebac(exits, root, token, options.rate_limit)
+        managebac_url, simulator = await _start_managebac(exits, root, token, options.rate_limit)
         school_id = f"bench-{uuid.uuid4().hex[:8]}"
         schools_file = root / "schools.yaml"
         entry = _school_entry(school_id, isams_url, isams_config, managebac_url, token, options)
@@ -290,15 +310,17 @@ async def open_rig(options: RigOptions, topics: Topics, root: Path) -> AsyncIter
             "SYNC_LOG_LEVEL": "WARNING",
         }
         http = await exits.enter_async_context(httpx.AsyncClient(timeout=60.0))
-        yield Rig(root, school, school_id, isams_url, managebac_url, env, http, exits)
+        yield Rig(root, school, school_id, isams_url, managebac_url, simulator, env, http, exits)
 
 
-async def _start_managebac(exits: AsyncExitStack, root: Path, token: str, rate: int) -> str:
+async def _start_managebac(
+    exits: AsyncExitStack, root: Path, token: str, rate: int
+) -> tuple[str, ManagedProcess]:
     port = free_port()
     process = ManagedProcess(
         "ManageBac+ simulator",
         python_module(
-            "sim.managebac",
+            "bench.managebac_timed",
             "--port",
             str(port),
             f"--token={token}",  # (a token may start with "-")
@@ -313,7 +335,7 @@ async def _start_managebac(exits: AsyncExitStack, root: Path, token: str, rate: 
     process.start()
     url = f"http://127.0.0.1:{port}"
     await wait_ready(f"{url}/_sim/stats", process)
-    return url
+    return url, process
 
 
 def _school_entry(
