@@ -331,7 +331,10 @@ async def command(rig: Rig, *args: str) -> dict[str, Any]:
         )
     document = json_output(finished.stdout)
     document["_seconds"] = finished.seconds
-    document.pop("items", None)
+    items = document.pop("items", None) or []
+    document["skip_reasons"] = dict(
+        Counter(f"{i['kind']}: {i['reason']}" for i in items if i["action"] == "skip")
+    )
     return document
 
 
@@ -458,6 +461,7 @@ def report(results: Results) -> None:
     print(f"school: {results.school}")
     print(f"ManageBac+ limit {rate:g} requests/s per client address = max_requests_per_second")
     print(f"plan (backfill --dry-run): {_plan_line(planned)}")
+    print(f"  its skips: {counts(results.plan['skip_reasons'])}")
     print("first sync (backfill into an empty ManageBac+, one consume):")
     print(
         f"  wall {wall:.1f} s (command start to last write; first write after "
@@ -571,6 +575,7 @@ def _quiet(quiet: Phase) -> None:
     print(f"{quiet.name} (nothing changed): {quiet.seconds:.1f} s until settled; {summary}")
     if "totals" in quiet.command:
         print(f"  its plan: {_plan_line(quiet.command['totals'])}")
+        print(f"  its skips: {counts(quiet.command['skip_reasons'])}")
     print(
         f"  ManageBac+ writes {quiet.writes} ({quiet.noop_writes} no-op): aim 0 "
         f"{'met' if quiet.writes == 0 else 'NOT met'}"

@@ -209,13 +209,17 @@ async def first_sync(rig: Rig) -> tuple[dict[str, Any], float]:
     started = time.time()
     first = await next_cycle(rig, 0, timeout=1800)
     await settle(rig, first.published, timeout=7200)
-    done = time.time()
+    stats = await rig.managebac("stats")
+    writes = await rig.managebac("writes")
+    done = float(writes[-1]["at"]) if writes else time.time()
     return (
         {
             "published": first.published,
             "requests": first.requests_last,
             "seconds": first.cycle_seconds,
             "isams_routes": first.isams_routes,
+            "managebac_requests": stats["total"],
+            "managebac_writes": stats["writes"],
         },
         done - started,
     )
@@ -296,7 +300,9 @@ def report(results: Results) -> None:
         f"poll_interval_s {interval:g}; ManageBac+ limit {options['rate']} requests/s; "
         f"first sync through cycle 1 ({results.first_cycle['published']} changes, "
         f"{results.first_cycle['requests']} iSAMS requests, "
-        f"{results.first_cycle['seconds']:.1f} s) applied in {results.first_sync_seconds:.0f} s"
+        f"{results.first_cycle['seconds']:.1f} s) applied in {results.first_sync_seconds:.0f} s "
+        f"(poll start to last write: {results.first_cycle['managebac_requests']} ManageBac+ "
+        f"requests, {results.first_cycle['managebac_writes']} writes)"
     )
     print(f"list pages one cycle reads: {pages} ({counts(results.pages)})")
     cycles = results.cycles
