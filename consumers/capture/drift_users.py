@@ -25,7 +25,7 @@ from consumers.domain.drift import adoption_plan, trimmed
 from consumers.domain.isams import IsamsEmployee, IsamsStudent
 from consumers.domain.plan import Archive, Create, Plan, PushedState, Skip, Unarchive
 from consumers.domain.students import parse_student, plan_student
-from consumers.domain.teachers import parse_employee, plan_teacher
+from consumers.domain.teachers import access_for, parse_employee, plan_teacher
 from consumers.ports import ManagebacRejectedError, Record, Resource
 from consumers.sync import students as student_sync
 from consumers.sync import teachers as teacher_sync
@@ -220,7 +220,8 @@ async def reconcile_students(run: RunState) -> None:
 async def reconcile_teachers(run: RunState) -> None:
     """Reconcile every employee iSAMS lists, then the managed ones it no longer has.
 
-    Access to ManageBac+ is what the ledger last heard (staff events carry it; lists don't).
+    Access to ManageBac+ is decided as the live path decides it (`access_for`: the school's
+    `staff.access_from`, else what the ledger last heard from a staff event).
     """
     rules = teacher_sync.rules_for(run.context)
     employees = run.isams.employees
@@ -230,7 +231,7 @@ async def reconcile_teachers(run: RunState) -> None:
         if isinstance(record, Skip):
             continue
         row = run.row("staff", employee_id)
-        access = row.source.access if row is not None else None
+        access = access_for(rules, record, row.source.access if row is not None else None)
 
         def plan(
             previous: PushedState | None,

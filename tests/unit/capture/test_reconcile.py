@@ -510,3 +510,19 @@ async def test_a_joint_contacts_second_person_is_managed_not_removed() -> None:
     assert report.plan.writes() == 0, report.plan.items
     assert not parent(sync, "p4@family.example").archived
     await assert_settled(sync)
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "live"])
+async def test_staff_access_comes_from_the_schools_rule_as_on_the_change_path(
+    dry_run: bool,
+) -> None:
+    """With `staff.access_from: all_current` no staff event ever says "access": the reconcile
+    (and the backfill's plan, the same code) must still give every current employee access,
+    as `consume` does, not skip them as "access unknown"."""
+    sync = await synced_school(staff={"access_from": "all_current"})
+    sync.isams.add_employee(an_employee(18, surname="Hopper"))  # never a staff event
+    report = await reconcile(sync, dry_run=dry_run)
+    (item,) = [i for i in items(report) if i.kind == "teacher"]
+    assert (item.action, item.isams_id) == (Act.CREATE, "18")
+    created = sync.managebac.with_email("teachers", "teacher18@school.example")
+    assert len(created) == (0 if dry_run else 1)
