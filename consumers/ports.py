@@ -178,13 +178,8 @@ class ManagebacPort(Protocol):
         """Restore an archived user."""
         ...
 
-    async def link_child(
-        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
-    ) -> None:
-        """Link a parent to a student, or write the relationship of an existing link.
-
-        `fresh`: the parent was created just now, so no link can exist yet (one request).
-        """
+    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+        """Link a parent to a student, or write the relationship of an existing link."""
         ...
 
     async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:

@@ -474,11 +474,9 @@ class FakeManagebac:
             user.fields.pop("withdrawn_on", None)
             user.fields.pop("graduated_on", None)
 
-    async def link_child(
-        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
-    ) -> None:
-        """Link, or write the relationship of an existing link (`fresh` or not: the real
-        client then makes one request or two, and ManageBac+ ends the same)."""
+    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+        """Link, or write the relationship of an existing link (the real client then makes
+        one request or two, and ManageBac+ ends the same)."""
         await self._reach()
         body = {"child_id": child_id, "relationship": relationship}
         path = f"/v2/parents/{parent_id}/children"

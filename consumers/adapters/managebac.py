@@ -190,32 +190,32 @@ class ManagebacClient:
         """Restore an archived user."""
         await self._call("PUT", f"/v2/{resource}/{user_id}/unarchive", {})
 
-    async def link_child(
-        self, parent_id: int, child_id: int, relationship: str, *, fresh: bool = False
-    ) -> None:
+    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
         """Link a parent to a student, or write the relationship of an existing link.
 
-        ManageBac+'s answer to re-posting an existing link is not documented, so the link
-        is written with `PUT …/children/{id}` and posted only when that says 404 (notes).
-        A parent created just now (`fresh`) has no link yet: posted at once, one request.
+        A link is asked for only where the ledger (or, for reconcile, ManageBac+'s own list)
+        has none, so it is posted first: one request. ManageBac+'s refusal of an existing
+        link is not documented beyond its status (docs/reference/managebac-notes.md), so any
+        422 is checked with `PUT …/children/{id}`: when that finds the link, it was
+        there after all (a hand-made link, an adopted parent's); when it says 404, the POST's
+        refusal was a real one and is raised (docs/architecture.md, "ManageBac+ as the client
+        meets it").
         """
-        if not fresh:
-            try:
-                await self.relink_child(parent_id, child_id, relationship)
-                return
-            except ManagebacRejectedError as exc:
-                if exc.status != 404:
-                    raise
         try:
             await self._call(
                 "POST",
                 f"/v2/parents/{parent_id}/children",
                 {"child": {"id": child_id, "relationship": relationship}},
             )
-        except ManagebacRejectedError as exc:
-            if not exc.already_taken:
+        except ManagebacRejectedError as refused:
+            if refused.status != 422:
                 raise
-            await self.relink_child(parent_id, child_id, relationship)  # linked after all
+            try:
+                await self.relink_child(parent_id, child_id, relationship)  # linked after all
+            except ManagebacRejectedError as missing:
+                if missing.status != 404:
+                    raise
+                raise refused from None
 
     async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:
         """Change the relationship of an existing parent-child link."""

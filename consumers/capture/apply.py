@@ -31,9 +31,7 @@ class Applier(Protocol):
         """Make a user's writes; return its ManageBac+ id and what happened."""
         ...
 
-    async def link(
-        self, action: LinkAction, parent_id: int, student_id: int, *, fresh: bool
-    ) -> None:
+    async def link(self, action: LinkAction, parent_id: int, student_id: int) -> None:
         """Make one link's write (link, relink or unlink)."""
         ...
 
@@ -56,11 +54,9 @@ class LiveApplier:
     ) -> tuple[int | None, Outcome]:
         return await apply_writes(plan, resource, managebac_id, self._client, find)
 
-    async def link(
-        self, action: LinkAction, parent_id: int, student_id: int, *, fresh: bool
-    ) -> None:
+    async def link(self, action: LinkAction, parent_id: int, student_id: int) -> None:
         if isinstance(action, Link):
-            await self._client.link_child(parent_id, student_id, action.relationship, fresh=fresh)
+            await self._client.link_child(parent_id, student_id, action.relationship)
         elif isinstance(action, Relink):
             await self._client.relink_child(parent_id, student_id, action.relationship)
         elif isinstance(action, Unlink):
@@ -94,9 +90,7 @@ class DryApplier:
                 outcome = Outcome.UPDATED
         return managebac_id, outcome
 
-    async def link(
-        self, action: LinkAction, parent_id: int, student_id: int, *, fresh: bool
-    ) -> None:
+    async def link(self, action: LinkAction, parent_id: int, student_id: int) -> None:
         return None
 
     async def record(self, row: SyncRecord) -> None:

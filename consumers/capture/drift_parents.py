@@ -224,7 +224,7 @@ async def _write_link(
             run.plan.add(None, "link")  # linked as it should be
         return True
     try:
-        await run.applier.link(action, parent.managebac_id, student_id, fresh=parent.created)
+        await run.applier.link(action, parent.managebac_id, student_id)
     except ManagebacRejectedError as exc:
         run.plan.add(replace(item, error=refusal(exc)), "link")
         return False

@@ -279,7 +279,6 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
         )
         result = Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
     await ledger.put(parent_after)
-    created = result.outcome is Outcome.CREATED  # a new parent has no link yet
     for row in rows:
         contact = contacts.get(row.isams_id)
         await _sync_link(
@@ -290,7 +289,6 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
             students.get(row.related_id or ""),
             rules,
             received_at,
-            parent_created=created,
         )
     return result
 
@@ -303,8 +301,6 @@ async def _sync_link(
     student: SyncRecord | None,
     rules: ParentRules,
     received_at: datetime,
-    *,
-    parent_created: bool,
 ) -> None:
     """Link, relink or unlink one contact's parent and student; record where it stands."""
     ends = LinkEnds(
@@ -324,9 +320,7 @@ async def _sync_link(
     client, action = context.ports.managebac, decision.action
     if ends.parent_id is not None and ends.student_id is not None:
         if isinstance(action, Link):
-            await client.link_child(
-                ends.parent_id, ends.student_id, action.relationship, fresh=parent_created
-            )
+            await client.link_child(ends.parent_id, ends.student_id, action.relationship)
         elif isinstance(action, Relink):
             await client.relink_child(ends.parent_id, ends.student_id, action.relationship)
         elif isinstance(action, Unlink):

@@ -173,44 +173,50 @@ async def test_a_maintenance_page_or_a_redirect_is_never_a_success(answer: httpx
     assert len(seen) == FAST.attempts  # transient: retried, then reported unavailable
 
 
+TAKEN = httpx.Response(422, json={"errors": {"child": ["has already been taken"]}})
+LINK_MISSING = httpx.Response(404, json={"error": "Student 2 is not a child of Parent 7"})
+
+
 @pytest.mark.parametrize(
-    ("answers", "fresh", "requests"),
+    ("answers", "requests"),
     [
+        ([httpx.Response(201, json={"child": {"id": 2}})], [("POST", "/v2/parents/7/children")]),
         (
-            [httpx.Response(200, json={"child": {"id": 2}})],
-            False,
-            [("PUT", "/v2/parents/7/children/2")],
+            [TAKEN, httpx.Response(200, json={"child": {"id": 2}})],
+            [("POST", "/v2/parents/7/children"), ("PUT", "/v2/parents/7/children/2")],
         ),
         (
-            [
-                httpx.Response(404, json={"error": "Not Found"}),
-                httpx.Response(201, json={"child": {"id": 2}}),
-            ],
-            False,
-            [("PUT", "/v2/parents/7/children/2"), ("POST", "/v2/parents/7/children")],
-        ),
-        (
-            [httpx.Response(201, json={"child": {"id": 2}})],
-            True,
-            [("POST", "/v2/parents/7/children")],
-        ),
-        (
-            [
-                httpx.Response(422, json={"errors": {"child": ["has already been taken"]}}),
-                httpx.Response(200, json={"child": {"id": 2}}),
-            ],
-            True,
+            [httpx.Response(422, json={"error": "Unprocessable"}), httpx.Response(200, json={})],
             [("POST", "/v2/parents/7/children"), ("PUT", "/v2/parents/7/children/2")],
         ),
     ],
-    ids=["existing-link-one-put", "no-link-put-then-post", "new-parent-one-post", "taken-then-put"],
+    ids=["new-link-one-post", "taken-then-put", "undocumented-422-then-put"],
 )
-async def test_a_link_is_written_with_put_and_posted_only_when_missing(
-    answers: list[httpx.Response], fresh: bool, requests: list[tuple[str, str]]
+async def test_a_link_is_posted_and_an_existing_one_found_with_put(
+    answers: list[httpx.Response], requests: list[tuple[str, str]]
 ) -> None:
     client, seen = client_answering(*answers)
-    await client.link_child(7, 2, "Mother", fresh=fresh)
+    await client.link_child(7, 2, "Mother")
     assert [(r.method, r.url.path) for r in seen] == requests
+
+
+async def test_a_refused_link_that_put_cannot_find_is_the_posts_refusal() -> None:
+    must_exist = httpx.Response(422, json={"errors": {"child": ["must exist"]}})
+    client, seen = client_answering(must_exist, LINK_MISSING)
+    with pytest.raises(ManagebacRejectedError) as raised:
+        await client.link_child(7, 2, "Mother")
+    assert raised.value.status == 422
+    assert "to POST /v2/parents/7/children" in str(raised.value)
+    assert "must exist" in raised.value.body
+    assert [r.method for r in seen] == ["POST", "PUT"]
+
+
+async def test_a_link_refused_otherwise_is_not_retried_with_put() -> None:
+    client, seen = client_answering(httpx.Response(404, json={"error": "Parent 7 not found"}))
+    with pytest.raises(ManagebacRejectedError) as raised:
+        await client.link_child(7, 2, "Mother")
+    assert raised.value.status == 404
+    assert [r.method for r in seen] == ["POST"]
 
 
 async def test_find_by_email_ignores_case_and_pages() -> None:
