@@ -178,8 +178,13 @@ class ManagebacPort(Protocol):
         """Restore an archived user."""
         ...
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
-        """Link a parent to a student, or write the relationship of an existing link."""
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, likely_new: bool = False
+    ) -> None:
+        """Link a parent to a student, or write the relationship of an existing link.
+
+        `likely_new`: nothing suggests the link exists, so post it first (one request).
+        """
         ...
 
     async def relink_child(self, parent_id: int, child_id: int, relationship: str) -> None:

@@ -392,6 +392,7 @@ class FakeManagebac:
             "teachers": {},
         }
         self.links: dict[tuple[int, int], str] = {}  # (parent id, child id) -> relationship
+        self.link_hints: list[bool] = []  # each link_child call's `likely_new`
         # The parent list carries each parent's links (`child_ids`, `children`), as ManageBac+'s
         # does; False lists parents without them (then only `children()` says).
         self.parents_listed_with_children = True
@@ -474,9 +475,12 @@ class FakeManagebac:
             user.fields.pop("withdrawn_on", None)
             user.fields.pop("graduated_on", None)
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
-        """Link, or write the relationship of an existing link (the real client then makes
-        one request or two, and ManageBac+ ends the same)."""
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, likely_new: bool = False
+    ) -> None:
+        """Link, or write the relationship of an existing link (`likely_new` or not: the
+        real client then makes one request or two, and ManageBac+ ends the same)."""
+        self.link_hints.append(likely_new)
         await self._reach()
         body = {"child_id": child_id, "relationship": relationship}
         path = f"/v2/parents/{parent_id}/children"

@@ -190,17 +190,26 @@ class ManagebacClient:
         """Restore an archived user."""
         await self._call("PUT", f"/v2/{resource}/{user_id}/unarchive", {})
 
-    async def link_child(self, parent_id: int, child_id: int, relationship: str) -> None:
+    async def link_child(
+        self, parent_id: int, child_id: int, relationship: str, *, likely_new: bool = False
+    ) -> None:
         """Link a parent to a student, or write the relationship of an existing link.
 
-        A link is asked for only where the ledger (or, for reconcile, ManageBac+'s own list)
-        has none, so it is posted first: one request. ManageBac+'s refusal of an existing
-        link is not documented beyond its status (docs/reference/managebac-notes.md), so any
-        422 is checked with `PUT …/children/{id}`: when that finds the link, it was
-        there after all (a hand-made link, an adopted parent's); when it says 404, the POST's
-        refusal was a real one and is raised (docs/architecture.md, "ManageBac+ as the client
-        meets it").
+        ManageBac+'s refusal of an existing link is not documented beyond its status
+        (docs/reference/managebac-notes.md), so by default the link is written with
+        `PUT …/children/{id}` and posted when that says 404. `likely_new` (the parent was
+        created by this service and the ledger made none of this link, or ManageBac+'s own
+        list lacks it) posts first, one request; a 422 is then checked with the PUT: found,
+        it was there after all; 404, the POST's refusal was real and is raised
+        (docs/architecture.md, "ManageBac+ as the client meets it").
         """
+        if not likely_new:
+            try:
+                await self.relink_child(parent_id, child_id, relationship)
+                return
+            except ManagebacRejectedError as exc:
+                if exc.status != 404:
+                    raise
         try:
             await self._call(
                 "POST",
@@ -208,7 +217,7 @@ class ManagebacClient:
                 {"child": {"id": child_id, "relationship": relationship}},
             )
         except ManagebacRejectedError as refused:
-            if refused.status != 422:
+            if refused.status != 422 or not likely_new:
                 raise
             try:
                 await self.relink_child(parent_id, child_id, relationship)  # linked after all

@@ -56,7 +56,10 @@ class LiveApplier:
 
     async def link(self, action: LinkAction, parent_id: int, student_id: int) -> None:
         if isinstance(action, Link):
-            await self._client.link_child(parent_id, student_id, action.relationship)
+            # Reconcile links only what ManageBac+'s own list lacks: post it first.
+            await self._client.link_child(
+                parent_id, student_id, action.relationship, likely_new=True
+            )
         elif isinstance(action, Relink):
             await self._client.relink_child(parent_id, student_id, action.relationship)
         elif isinstance(action, Unlink):

@@ -32,7 +32,7 @@ from consumers.domain.parents import (
     representative_contact,
 )
 from consumers.domain.plan import NoChange, Plan, PushedState
-from consumers.domain.records import SourceState, SyncRecord
+from consumers.domain.records import SyncRecord
 from consumers.domain.relationships import (
     LinkAction,
     LinkDecision,
@@ -249,7 +249,7 @@ async def _record_contact(
         managebac_id=parent_id if decision.linked else None,
         reason=decision.reason,
         warnings=decision.warnings,
-        source=SourceState(record=record, link=decision.state, access=base.source.access),
+        source=replace(base.source, record=record, link=decision.state),
         source_updated_at=applied_version(version, base),
     )
     if row_changed(base, after):

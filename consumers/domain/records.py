@@ -33,13 +33,16 @@ class SourceState:
 
     `record`: a contact's last iSAMS record (a parent is planned from its person's records);
     `link`: a contact's parent-child link as written; `access`: a teacher's last known
-    ManageBac+ access (staff events carry it, polled records do not). Stored as one JSON
+    ManageBac+ access (staff events carry it, polled records do not); `made_here`: a
+    parent's ManageBac+ account was created by this service, so every link it has was made
+    through the ledger (an adopted parent may have links of its own). Stored as one JSON
     object (`to_json`/`from_json`), whose shape older rows already have.
     """
 
     record: Mapping[str, Any] | None = None
     link: LinkState | None = None
     access: bool | None = None
+    made_here: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON object the ledger stores (only the keys that are set)."""
@@ -50,6 +53,8 @@ class SourceState:
             document["link"] = {"relationship": self.link.relationship, "linked": self.link.linked}
         if self.access is not None:
             document["access"] = self.access
+        if self.made_here:
+            document["made_here"] = True
         return document
 
     @classmethod
@@ -66,6 +71,7 @@ class SourceState:
             if isinstance(link, Mapping)
             else None,
             access=access if isinstance(access, bool) else None,
+            made_here=document.get("made_here") is True,
         )
 
 

@@ -275,10 +275,17 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
             partial(by_email, "parents", client),
         )
         parent_after = applied(
-            parent_base, plan, managebac_id, outcome, received_at, archive_reason=PARENT_ARCHIVED
+            parent_base,
+            plan,
+            managebac_id,
+            outcome,
+            received_at,
+            archive_reason=PARENT_ARCHIVED,
+            source=replace(parent_base.source, made_here=_made_here(outcome, parent_base)),
         )
         result = Result(outcome, wrote=outcome is not Outcome.UNCHANGED)
     await ledger.put(parent_after)
+    made_here = parent_after.source.made_here  # every link of the account went through us
     for row in rows:
         contact = contacts.get(row.isams_id)
         await _sync_link(
@@ -289,8 +296,19 @@ async def _reconcile_person(context: SyncContext, person: str, received_at: date
             students.get(row.related_id or ""),
             rules,
             received_at,
+            likely_new=made_here,
         )
     return result
+
+
+def _made_here(outcome: Outcome, base: SyncRecord) -> bool:
+    """Tell whether the parent's ManageBac+ account is one this service created (then the
+    ledger has seen every link it has); an adopted one may have links of its own."""
+    if outcome is Outcome.CREATED:
+        return True
+    if outcome is Outcome.ADOPTED:
+        return False
+    return base.source.made_here
 
 
 async def _sync_link(
@@ -301,6 +319,8 @@ async def _sync_link(
     student: SyncRecord | None,
     rules: ParentRules,
     received_at: datetime,
+    *,
+    likely_new: bool,
 ) -> None:
     """Link, relink or unlink one contact's parent and student; record where it stands."""
     ends = LinkEnds(
@@ -320,7 +340,9 @@ async def _sync_link(
     client, action = context.ports.managebac, decision.action
     if ends.parent_id is not None and ends.student_id is not None:
         if isinstance(action, Link):
-            await client.link_child(ends.parent_id, ends.student_id, action.relationship)
+            await client.link_child(
+                ends.parent_id, ends.student_id, action.relationship, likely_new=likely_new
+            )
         elif isinstance(action, Relink):
             await client.relink_child(ends.parent_id, ends.student_id, action.relationship)
         elif isinstance(action, Unlink):

@@ -7,6 +7,7 @@ the events that do not carry it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 from consumers.domain.isams import IsamsEmployee
@@ -40,7 +41,7 @@ def _remember_access(change: QueuedChange, source: SourceState) -> SourceState:
     access = change.data.managebacAccess
     if access is None:
         return source
-    return SourceState(record=source.record, link=source.link, access=access)
+    return replace(source, access=access)
 
 
 def _plan(planning: Planning[IsamsEmployee]) -> Plan:

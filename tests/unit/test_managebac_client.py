@@ -178,25 +178,47 @@ LINK_MISSING = httpx.Response(404, json={"error": "Student 2 is not a child of P
 
 
 @pytest.mark.parametrize(
-    ("answers", "requests"),
+    ("answers", "likely_new", "requests"),
     [
-        ([httpx.Response(201, json={"child": {"id": 2}})], [("POST", "/v2/parents/7/children")]),
+        (
+            [httpx.Response(200, json={"child": {"id": 2}})],
+            False,
+            [("PUT", "/v2/parents/7/children/2")],
+        ),
+        (
+            [LINK_MISSING, httpx.Response(201, json={"child": {"id": 2}})],
+            False,
+            [("PUT", "/v2/parents/7/children/2"), ("POST", "/v2/parents/7/children")],
+        ),
+        (
+            [httpx.Response(201, json={"child": {"id": 2}})],
+            True,
+            [("POST", "/v2/parents/7/children")],
+        ),
         (
             [TAKEN, httpx.Response(200, json={"child": {"id": 2}})],
+            True,
             [("POST", "/v2/parents/7/children"), ("PUT", "/v2/parents/7/children/2")],
         ),
         (
             [httpx.Response(422, json={"error": "Unprocessable"}), httpx.Response(200, json={})],
+            True,
             [("POST", "/v2/parents/7/children"), ("PUT", "/v2/parents/7/children/2")],
         ),
     ],
-    ids=["new-link-one-post", "taken-then-put", "undocumented-422-then-put"],
+    ids=[
+        "existing-link-one-put",
+        "no-link-put-then-post",
+        "likely-new-one-post",
+        "taken-then-put",
+        "undocumented-422-then-put",
+    ],
 )
-async def test_a_link_is_posted_and_an_existing_one_found_with_put(
-    answers: list[httpx.Response], requests: list[tuple[str, str]]
+async def test_a_link_is_written_with_put_or_posted_first_when_likely_new(
+    answers: list[httpx.Response], likely_new: bool, requests: list[tuple[str, str]]
 ) -> None:
     client, seen = client_answering(*answers)
-    await client.link_child(7, 2, "Mother")
+    await client.link_child(7, 2, "Mother", likely_new=likely_new)
     assert [(r.method, r.url.path) for r in seen] == requests
 
 
@@ -204,7 +226,7 @@ async def test_a_refused_link_that_put_cannot_find_is_the_posts_refusal() -> Non
     must_exist = httpx.Response(422, json={"errors": {"child": ["must exist"]}})
     client, seen = client_answering(must_exist, LINK_MISSING)
     with pytest.raises(ManagebacRejectedError) as raised:
-        await client.link_child(7, 2, "Mother")
+        await client.link_child(7, 2, "Mother", likely_new=True)
     assert raised.value.status == 422
     assert "to POST /v2/parents/7/children" in str(raised.value)
     assert "must exist" in raised.value.body
@@ -214,7 +236,7 @@ async def test_a_refused_link_that_put_cannot_find_is_the_posts_refusal() -> Non
 async def test_a_link_refused_otherwise_is_not_retried_with_put() -> None:
     client, seen = client_answering(httpx.Response(404, json={"error": "Parent 7 not found"}))
     with pytest.raises(ManagebacRejectedError) as raised:
-        await client.link_child(7, 2, "Mother")
+        await client.link_child(7, 2, "Mother", likely_new=True)
     assert raised.value.status == 404
     assert [r.method for r in seen] == ["POST"]
 

@@ -334,3 +334,26 @@ async def test_a_link_managebac_already_has_counts_as_linked() -> None:
 
     assert sync.managebac.children_of(parent.id) == {student.id: "Father"}
     assert sync.ledger.row("contact", "31").status is Status.SYNCED
+
+
+async def test_a_parent_created_here_has_each_link_posted_first() -> None:
+    """The account was made by this service, so the ledger saw every link it has: a new link
+    is posted at once (one request), whichever contact event made the parent."""
+    sync = family()
+    await sync.process_all(list(family_events(sync, fat=False).values()))
+
+    assert_family_synced(sync)
+    assert sync.ledger.row("parent", MOTHER).source.made_here is True
+    assert sync.managebac.link_hints == [True, True]
+
+
+async def test_an_adopted_parent_has_its_links_written_with_put_first() -> None:
+    """An adopted account may have links of its own (made by hand, or by the integration it
+    replaces): those are written with PUT first, as the notes advise, now and later."""
+    sync = family()
+    sync.managebac.seed("parents", email=MOTHER_EMAIL, first_name="X", last_name="Y")
+    await sync.process_all(list(family_events(sync, fat=False).values()))
+
+    assert children(sync, the_parent(sync)) == {"C-S1": "Mother", "C-S2": "Mother"}
+    assert sync.ledger.row("parent", MOTHER).source.made_here is False
+    assert sync.managebac.link_hints == [False, False]
