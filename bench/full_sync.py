@@ -61,7 +61,7 @@ from bench.rig import (
     settle,
     synced_students,
 )
-from consumers.adapters.budget import HEADROOM
+from consumers.adapters.budget import HEADROOM_ALONE as HEADROOM  # one consumer: all partitions
 from consumers.adapters.kafka.reader import read_to_end
 from consumers.events import QueuedChange
 from sim.isams.emitter import WebhookEmitter

@@ -89,6 +89,14 @@ class RunnerConfig:
     max_batch: int = 200  # records per fetch: handed out in one go, so kept short
     commit_interval: float = 1.0
     drain_timeout: float = 30.0
+    revoke_timeout: float = 5.0
+    """How long a rebalance waits for the running records of partitions that go. The whole
+    group waits for this callback, and a member that takes longer than the session timeout
+    (10 s) is evicted and rejoins later, which starts another rebalance: a record stuck on
+    one school (a long 429 pause, a ManageBac+ that hangs) would set off a storm holding
+    every school's partitions. After this the records are cancelled, their offsets stay
+    uncommitted and the new owner runs them again (processing is state-based and
+    idempotent, as after a crash)."""
     retry: RetrySchedule = field(default_factory=RetrySchedule)
     blocked_delay: float = 15.0  # a blocked school's change waits this long between looks
     busy_delay: float = 5.0  # a busy school's overflow waits this long on the retry topic
@@ -437,12 +445,28 @@ class ChangeRunner:
         for task, partition in list(self._waiting.items()):
             if partition in revoked:
                 task.cancel()  # its offset stays in flight: the commit stops before it
+        deadline = time.monotonic() + self._config.revoke_timeout
         while any(partition in revoked for partition in self._processing.values()):
             if self._stopping.is_set():
+                break
+            if time.monotonic() >= deadline:
+                await self._cancel_processing(revoked)
                 break
             await asyncio.sleep(0.05)
         await self._commit()
         self._offsets.forget(revoked)
+
+    async def _cancel_processing(self, revoked: set[TopicPartition]) -> None:
+        """Cancel the records of `revoked` partitions still running (left uncommitted)."""
+        stuck = [task for task, partition in self._processing.items() if partition in revoked]
+        log.warning(
+            "records still running when their partitions went; cancelled, the new owner "
+            "runs them again",
+            extra={"records": len(stuck), "waited_s": self._config.revoke_timeout},
+        )
+        for task in stuck:
+            task.cancel()
+        await asyncio.wait(stuck, timeout=1.0)  # cancelled at their next await
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Take this consumer's share of every school's ManageBac+ budget: its part of the

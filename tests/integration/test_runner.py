@@ -220,3 +220,47 @@ async def test_a_record_still_running_holds_the_commit_back_so_it_is_redelivered
         await until(lambda: len(redelivered) == 6)
     assert redelivered[0] == "slow"
     assert await committed(kafka_bootstrap, settings.group_id, first) == 6
+
+
+async def test_a_record_stuck_on_one_school_does_not_hold_a_rebalance(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """The whole group waits for a member's revoke callback: a record that never finishes
+    (a school's ManageBac+ hanging) is cancelled after `revoke_timeout`, so the partitions
+    move and their new owner runs the record again."""
+    forever = asyncio.Event()
+    first_started: set[str] = set()
+    second_done: list[str] = []
+
+    async def hangs(item: QueuedChange) -> Result:
+        first_started.add(item.event.record_id)
+        await forever.wait()
+        return Result(Outcome.UPDATED)
+
+    async def finishes(item: QueuedChange) -> Result:
+        second_done.append(item.event.record_id)
+        return Result(Outcome.UPDATED)
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition in range(3):  # one stuck record on each: the newcomer takes some
+            item = change(f"stuck{partition}")
+            await producer.send(
+                topics.changes, item.to_bytes(), key=item.key.encode(), partition=partition
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    settings = config(kafka_bootstrap, topics, revoke_timeout=1.0, drain_timeout=0.5)
+    async with running(ChangeRunner(settings, hangs)):
+        await until(lambda: len(first_started) == 3)
+        joined = time.monotonic()
+        async with running(ChangeRunner(settings, finishes)):
+            await until(lambda: len(second_done) >= 1, timeout=30)
+            moved_after = time.monotonic() - joined
+    assert set(second_done) <= {"stuck0", "stuck1", "stuck2"}
+    # Well within the session timeout (10 s), after which Kafka would evict the stuck
+    # member anyway, and its rejoining later would start another rebalance (a storm).
+    assert moved_after < 7.0, f"the partitions moved after {moved_after:.1f} s"

@@ -159,5 +159,7 @@ async def until_all_created(
         if codes <= {s["student_id"] for s in state["students"]}:
             return
         assert all(process.alive() for process, _ in processes), processes[0][0].log_tail()
-        assert time.monotonic() < deadline, "not every student was created in 2 minutes"
+        assert time.monotonic() < deadline, "not every student was created in 2 minutes:\n" + (
+            "\n".join(f"{process.name}: {process.log_tail()}" for process, _ in processes)
+        )
         await asyncio.sleep(0.25)

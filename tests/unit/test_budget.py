@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from consumers.adapters.budget import HEADROOM, MIN_RATE, RequestBudget, bulk_lane
+from consumers.adapters.budget import (
+    CATCH_UP,
+    HEADROOM,
+    HEADROOM_ALONE,
+    MIN_RATE,
+    RequestBudget,
+    bulk_lane,
+)
 
 
 async def grant_times(budget: RequestBudget, count: int, bulk: bool = False) -> list[float]:
@@ -27,9 +34,9 @@ async def grant_times(budget: RequestBudget, count: int, bulk: bool = False) -> 
 
 async def test_requests_go_at_the_budgets_rate_less_the_headroom() -> None:
     budget = RequestBudget(20.0)
-    assert budget.rate == pytest.approx(20.0 * HEADROOM)
+    assert budget.rate == pytest.approx(20.0 * HEADROOM_ALONE)
     granted = await grant_times(budget, 11)
-    # The first goes at once; the other ten evenly spaced at 18/s: about 0.56 s.
+    # The first goes at once; the other ten evenly spaced at 19/s: about 0.53 s.
     assert 0.45 <= granted[-1] <= 0.85
     gaps = [later - earlier for earlier, later in itertools.pairwise(granted)]
     assert min(gaps) > 0.03  # no burst: ManageBac+ counts per second over every replica
@@ -58,7 +65,55 @@ def test_a_share_never_starves_the_school() -> None:
     budget.set_share(0.0)
     assert budget.rate == MIN_RATE
     budget.set_share(3.0)  # more than all of it: the whole budget, no more
-    assert budget.rate == pytest.approx(10.0 * HEADROOM)
+    assert budget.rate == pytest.approx(10.0 * HEADROOM_ALONE)
+
+
+def test_replicas_sharing_a_school_leave_more_headroom_than_one_process_alone() -> None:
+    budget = RequestBudget(50.0)
+    budget.set_share(1.0)  # all the school's partitions: no other replica's requests
+    assert budget.rate == pytest.approx(50.0 * HEADROOM_ALONE)
+    budget.set_share(0.5)  # two replicas: their requests interleave in ManageBac+'s windows
+    assert budget.rate == pytest.approx(25.0 * HEADROOM)
+    assert HEADROOM < HEADROOM_ALONE < 1.0
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def granted_now(budget: RequestBudget) -> bool:
+    """Tell whether a request is granted without the clock moving on."""
+    try:
+        await asyncio.wait_for(budget.acquire(), timeout=0.1)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_a_late_grant_is_made_up_by_the_next_coming_sooner_up_to_a_quarter() -> None:
+    clock = ManualClock()
+    budget = RequestBudget(10.0, clock=clock)
+    spacing = 1 / budget.rate
+    assert await granted_now(budget)  # the first at once
+    clock.now += spacing * 1.2  # the loop was busy: this grant comes a fifth late
+    assert await granted_now(budget)
+    clock.now += spacing * 0.81  # so the next may come (nearly) a fifth sooner
+    assert await granted_now(budget)
+
+
+async def test_lateness_beyond_a_quarter_is_not_kept_so_there_is_no_burst() -> None:
+    clock = ManualClock()
+    budget = RequestBudget(10.0, clock=clock)
+    spacing = 1 / budget.rate
+    assert await granted_now(budget)
+    clock.now += spacing * 5  # idle for five requests' time
+    assert await granted_now(budget)
+    clock.now += spacing * (1 - CATCH_UP) * 0.9  # sooner than the catch-up allows
+    assert not await granted_now(budget)
 
 
 async def test_live_requests_are_granted_before_waiting_bulk_ones() -> None:
