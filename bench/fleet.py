@@ -58,12 +58,11 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.consumer import PARTITIONS, machine
 from bench.cpu import machine_busy, process_cpu
-from consumers.adapters.kafka.admin import delete_topics, ensure_topics
+from consumers.adapters.kafka.admin import delete_topics, ensure_topics, wait_for_stable_group
 from consumers.adapters.kafka.dlq import list_dead_letters
 from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.adapters.kafka.reader import read_to_end
@@ -328,27 +327,13 @@ class GroupNotStableError(Exception):
 async def wait_for_group(group: str, consumers: list[Consumer], timeout: float = 45.0) -> None:
     """Wait until the group is stable with every replica in it (partitions shared)."""
     members = len(consumers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state, count = _group_state(await admin.describe_consumer_groups([group]))
-            if state == "Stable" and count == members:
-                return
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
+    state = await wait_for_stable_group(BOOTSTRAP, group, members, timeout)
+    if state == ("Stable", members):
+        return
     logs = "\n".join(f"{c.process.name}:\n{c.process.log_tail(3)}" for c in consumers)
-    raise GroupNotStableError(f"group {group} not stable with {members} members:\n{logs}")
-
-
-def _group_state(responses: list[Any]) -> tuple[str, int]:
-    """(state, member count) of the one group in a DescribeGroups answer."""
-    for response in responses:
-        for group in response.to_object()["groups"]:
-            return str(group["state"]), len(group["members"])
-    return "Unknown", 0
+    raise GroupNotStableError(
+        f"group {group} not stable with {members} members ({state[0]}, {state[1]}):\n{logs}"
+    )
 
 
 async def publish_backlogs(

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from consumers.adapters.kafka.admin import wait_for_stable_group
 from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.events import ChangeEvent, to_message
 from consumers.settings import Topics
@@ -103,7 +104,13 @@ async def test_two_consumers_together_stay_within_and_use_the_schools_budget(
         try:
             for process, port in processes:
                 await wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-            await asyncio.sleep(5)  # both in the group, partitions shared
+            # Both in the group, partitions shared, before any work is queued.
+            state = await wait_for_stable_group(
+                kafka_bootstrap, env["SYNC_CONSUMER_GROUP"], members=2, timeout=60
+            )
+            assert state == ("Stable", 2), f"the group did not settle: {state}\n" + "\n".join(
+                f"{process.name}: {process.log_tail()}" for process, _ in processes
+            )
             await publish_students(kafka_bootstrap, topics, wanted)
             await until_all_created(sim, wanted, processes)
             stats = (await sim.get("/_sim/stats")).json()

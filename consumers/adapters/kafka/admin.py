@@ -137,6 +137,31 @@ async def delete_topics(bootstrap: Kafka, topics: Iterable[str], timeout: float 
             await admin.delete_topics(doomed)
 
 
+async def group_state(bootstrap: Kafka, group: str, timeout: float = 10.0) -> tuple[str, int]:
+    """Return a consumer group's state ("Stable", "PreparingRebalance", …) and its number of
+    members, as the broker describes it: whether the replicas share the partitions yet."""
+    async with asyncio.timeout(timeout), _admin(bootstrap, timeout) as admin:
+        for response in await admin.describe_consumer_groups([group]):
+            for described in response.to_object()["groups"]:
+                return str(described["state"]), len(described["members"])
+    return "Unknown", 0
+
+
+async def wait_for_stable_group(
+    bootstrap: Kafka, group: str, members: int, timeout: float
+) -> tuple[str, int]:
+    """Wait until the group is stable with `members` members; return the last state seen
+    (the caller decides what an unsettled group means)."""
+    deadline = time.monotonic() + timeout
+    seen = ("Unknown", 0)
+    while time.monotonic() < deadline:
+        seen = await group_state(bootstrap, group)
+        if seen == ("Stable", members):
+            break
+        await asyncio.sleep(_RETRY_PAUSE)
+    return seen
+
+
 async def _create_and_wait(
     bootstrap: Kafka, names: list[str], partitions: int, replication_factor: int, timeout: float
 ) -> None:
