@@ -25,7 +25,6 @@ from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError
 
 from consumers.adapters.budget import bulk_lane
@@ -163,9 +162,11 @@ class ChangeRunner:
             max_poll_records=config.max_batch,
             # Range assignment gives partition p of every topic to the same consumer (they
             # have as many partitions), so one record's new, retried and bulk changes meet in
-            # one process, whose per-key chain keeps them apart. Round robin stays listed so a
-            # rolling upgrade from it still finds a protocol every member speaks.
-            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+            # one process, whose per-key chain keeps them apart. Only one assignor is listed:
+            # aiokafka 0.14 sends a JoinGroup per listed assignor, each with other metadata
+            # (aio-libs/aiokafka#1168), so every join set off a second rebalance and replicas
+            # starting together rebalanced each other for minutes.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         consumer.subscribe(
             [config.topics.changes, config.topics.retry, config.topics.bulk],

@@ -264,3 +264,25 @@ async def test_a_record_stuck_on_one_school_does_not_hold_a_rebalance(
     # Well within the session timeout (10 s), after which Kafka would evict the stuck
     # member anyway, and its rejoining later would start another rebalance (a storm).
     assert moved_after < 7.0, f"the partitions moved after {moved_after:.1f} s"
+
+
+async def test_a_consumer_joins_its_group_in_one_rebalance(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """Each join is one JoinGroup request. aiokafka 0.14 sends one per listed assignor
+    (aio-libs/aiokafka#1168), each with other metadata, so every join set off a second
+    rebalance, and two replicas starting together could rebalance each other for minutes.
+    Alone in a fresh group, the first assignment must be generation 1."""
+    assigned: list[float] = []  # the share taken at each assignment
+    runner = ChangeRunner(config(kafka_bootstrap, topics), _never_called, on_share=assigned.append)
+    async with running(runner):
+        await until(lambda: bool(assigned))
+        await asyncio.sleep(1.0)  # a second rebalance would follow at once
+        consumer = runner._consumer
+        assert consumer is not None
+        generation = consumer._coordinator.generation  # not public in aiokafka
+    assert (len(assigned), generation) == (1, 1)
+
+
+async def _never_called(item: QueuedChange) -> Result:
+    raise AssertionError(f"no change was queued, got {item.key}")
