@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -55,6 +54,7 @@ from bench.rig import (
     percentiles,
     require_broker,
     route_delta,
+    run_and_report,
     run_topics,
     settle,
     synced_students,
@@ -381,12 +381,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_args(argv)
-    results = asyncio.run(run(options))
-    report(results)
-    if options.json is not None:
-        options.json.write_text(json.dumps(asdict(results), indent=2, default=str))
-    return 0
+    return run_and_report(argv, parse_args, run, report)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,22 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
+import json
 import os
 import secrets
 import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -466,3 +468,21 @@ def counts(values: Mapping[str, int]) -> str:
     if not values:
         return "none"
     return ", ".join(f"{k} {v}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
+
+
+Figures = TypeVar("Figures")
+
+
+def run_and_report(
+    argv: Sequence[str] | None,
+    parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, Figures]],
+    report: Callable[[Figures], None],
+) -> int:
+    """A benchmark's `main`: run it, print its figures, and write them to `--json` if given."""
+    options = parse_args(argv)
+    figures = asyncio.run(run(options))
+    report(figures)
+    if options.json is not None:
+        options.json.write_text(json.dumps(asdict(figures), indent=2, default=str))  # type: ignore[call-overload]
+    return 0

@@ -25,32 +25,14 @@ from sim.isams.school import SchoolData, generate_school
 from sim.managebac import SimConfig as ManagebacConfig
 from sim.managebac import create_app as create_managebac_app
 from sim.serving import serve_app
-from tests.integration.sync_stack import SCHOOL, SECRET, TOKEN, YEAR_GROUPS
+from tests.integration.sync_stack import SCHOOL, TOKEN, YEAR_GROUPS, school_entry
 
 TEACHERS_WITH_ACCESS = ("1", "2")  # what staff events would have told the ledger
 
 
 def schools_file(isams_url: str, managebac_url: str) -> dict[str, Any]:
     """The schools file of the one school, pointing at the simulators."""
-    return {
-        "schools": [
-            {
-                "id": SCHOOL,
-                "webhook_secrets": [SECRET],
-                "isams": {
-                    "base_url": isams_url,
-                    "client_id": "sync-client",
-                    "client_secret": "sync-secret",
-                },
-                "managebac": {
-                    "base_url": managebac_url,
-                    "token": TOKEN,
-                    "max_requests_per_second": 500,
-                },
-                "mappings": {"year_groups": YEAR_GROUPS},
-            }
-        ]
-    }
+    return {"schools": [school_entry(isams_url, managebac_url)]}
 
 
 @dataclass

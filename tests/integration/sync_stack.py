@@ -72,33 +72,42 @@ class Stack:
             await asyncio.sleep(0.05)
 
 
+def school_entry(
+    isams_url: str,
+    managebac_url: str,
+    *,
+    school_rps: float = 500,
+    mappings: dict[str, Any] | None = None,
+    school: str = SCHOOL,
+    secret: str = SECRET,
+    token: str = TOKEN,
+) -> dict[str, Any]:
+    """One school of a schools file, pointing at the simulators."""
+    return {
+        "id": school,
+        "webhook_secrets": [secret],
+        "isams": {
+            "base_url": isams_url,
+            "client_id": "sync-client",
+            "client_secret": "sync-secret",
+        },
+        "managebac": {
+            "base_url": managebac_url,
+            "token": token,
+            "max_requests_per_second": school_rps,
+        },
+        "mappings": mappings or {"year_groups": YEAR_GROUPS},
+    }
+
+
 def _schools(
     isams_url: str,
     managebac_url: str,
     school_rps: float = 500,
     mappings: dict[str, Any] | None = None,
 ) -> SchoolsFile:
-    return SchoolsFile.model_validate(
-        {
-            "schools": [
-                {
-                    "id": SCHOOL,
-                    "webhook_secrets": [SECRET],
-                    "isams": {
-                        "base_url": isams_url,
-                        "client_id": "sync-client",
-                        "client_secret": "sync-secret",
-                    },
-                    "managebac": {
-                        "base_url": managebac_url,
-                        "token": TOKEN,
-                        "max_requests_per_second": school_rps,
-                    },
-                    "mappings": mappings or {"year_groups": YEAR_GROUPS},
-                }
-            ]
-        }
-    )
+    entry = school_entry(isams_url, managebac_url, school_rps=school_rps, mappings=mappings)
+    return SchoolsFile.model_validate({"schools": [entry]})
 
 
 @asynccontextmanager

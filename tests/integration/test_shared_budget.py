@@ -28,6 +28,7 @@ from sim.managebac import SimConfig as ManagebacConfig
 from sim.managebac import create_app as create_managebac_app
 from sim.serving import free_port, serve_app
 from sim.stack import ManagedProcess, sync_command, wait_ready
+from tests.integration.sync_stack import school_entry
 
 pytestmark = pytest.mark.kafka
 
@@ -39,23 +40,17 @@ YEARS = {year: 10209265 + year for year in range(7, 14)}  # the simulator's defa
 
 
 def schools_file(tmp_path: Path, isams_url: str, managebac_url: str) -> Path:
-    school = {
-        "id": SCHOOL,
-        "webhook_secrets": [SECRET],
-        "isams": {
-            "base_url": isams_url,
-            "client_id": "sync-client",
-            "client_secret": "sync-secret",
-        },
-        "managebac": {
-            "base_url": managebac_url,
-            "token": TOKEN,
-            "max_requests_per_second": BUDGET,
-        },
+    school = school_entry(
+        isams_url,
+        managebac_url,
+        school_rps=BUDGET,
         # Students only: each is one create, so the calls are the budget's to measure.
-        "mappings": {"year_groups": YEARS, "contact_types": []},
-        "staff": {"enabled": False},
-    }
+        mappings={"year_groups": YEARS, "contact_types": []},
+        school=SCHOOL,
+        secret=SECRET,
+        token=TOKEN,
+    )
+    school["staff"] = {"enabled": False}
     path = tmp_path / "schools.yaml"
     path.write_text(yaml.safe_dump({"schools": [school]}))
     return path
