@@ -59,6 +59,7 @@ from bench.rig import (
     route_delta,
     run_and_report,
     run_topics,
+    school_parser,
     settle,
     synced_students,
 )
@@ -597,19 +598,8 @@ def _cpu(result: Phase) -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.full_sync",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--students", type=int, default=2000, help="pupils (default 2000)")
-    parser.add_argument("--staff", type=int, default=250, help="employees (default 250)")
-    parser.add_argument(
-        "--rate", type=int, default=50, help="ManageBac+ requests/s, limit and budget (50)"
-    )
+    parser = school_parser("python -m bench.full_sync", __doc__)
     parser.add_argument("--edits", type=int, default=50, help="live edits during the sync (50)")
-    parser.add_argument("--database-url", default=None, help="ledger; default a temp SQLite")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     options = parser.parse_args(argv)
     if options.students < 20 or options.staff < 0 or options.rate < 1 or options.edits < 1:
         parser.error("--students >= 20, --staff >= 0, --rate >= 1, --edits >= 1")

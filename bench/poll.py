@@ -56,6 +56,7 @@ from bench.rig import (
     route_delta,
     run_and_report,
     run_topics,
+    school_parser,
     settle,
     synced_students,
 )
@@ -354,24 +355,13 @@ def report(results: Results) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.poll",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--students", type=int, default=2000, help="pupils (default 2000)")
-    parser.add_argument("--staff", type=int, default=250, help="employees (default 250)")
+    parser = school_parser("python -m bench.poll", __doc__)
     parser.add_argument("--interval", type=float, default=10.0, help="poll_interval_s (10)")
     parser.add_argument("--edits", type=int, default=50, help="iSAMS edits measured (50)")
     parser.add_argument(
         "--edit-cycles", type=int, default=3, help="cycles the edits are spread over (3)"
     )
     parser.add_argument("--cycles", type=int, default=6, help="cycles measured (6)")
-    parser.add_argument(
-        "--rate", type=int, default=50, help="ManageBac+ requests/s, limit and budget (50)"
-    )
-    parser.add_argument("--database-url", default=None, help="ledger; default a temp SQLite")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     options = parser.parse_args(argv)
     if options.students < 20 or options.edits < 1 or options.edits * 2 > options.students:
         parser.error("--students >= 20 and 1 <= --edits <= half of --students")

@@ -470,6 +470,22 @@ def counts(values: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
 
 
+def school_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark on a generated school takes: its size, ManageBac+'s rate,
+    the ledger and where to write the figures."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--students", type=int, default=2000, help="pupils (default 2000)")
+    parser.add_argument("--staff", type=int, default=250, help="employees (default 250)")
+    parser.add_argument(
+        "--rate", type=int, default=50, help="ManageBac+ requests/s, limit and budget (50)"
+    )
+    parser.add_argument("--database-url", default=None, help="ledger; default a temp SQLite")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    return parser
+
+
 Figures = TypeVar("Figures")
 
 

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.cli.common import JsonOption, SchoolOption, checked_settings, known_school, progress_bars
+from app.cli.common import (
+    ForceOption,
+    JsonOption,
+    SchoolOption,
+    checked_settings,
+    known_school,
+    progress_bars,
+)
 
 if TYPE_CHECKING:
     from consumers.settings import SchoolsFile, Settings
@@ -25,9 +32,7 @@ def register(cli: typer.Typer) -> None:
 def backfill(
     school: SchoolOption,
     dry_run: Annotated[bool, typer.Option(help="Read iSAMS and report; queue nothing.")] = False,
-    force: Annotated[
-        bool, typer.Option(help="Go ahead even if more than 10% of synced users would go.")
-    ] = False,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Queue every iSAMS record of a school for sync (no iSAMS lock, no downtime)."""

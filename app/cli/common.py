@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+from consumers.domain.guard import DEFAULT_THRESHOLD
 from consumers.settings import (
     ConfigError,
     SchoolsFile,
@@ -21,6 +22,13 @@ from consumers.settings import (
 
 SchoolOption = Annotated[str, typer.Option("--school", help="School id from the schools file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        help=f"Archive even if more than {DEFAULT_THRESHOLD:.0%} of the synced users would go "
+        "(the removals guard)."
+    ),
+]
 
 
 def checked_settings() -> tuple[Settings, SchoolsFile]:

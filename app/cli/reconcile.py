@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from app.cli.common import JsonOption, SchoolOption, checked_settings, known_school, progress_bars
+from app.cli.common import (
+    ForceOption,
+    JsonOption,
+    SchoolOption,
+    checked_settings,
+    known_school,
+    progress_bars,
+)
 
 if TYPE_CHECKING:
     from consumers.capture.reconcile import ReconcileReport
@@ -32,9 +39,7 @@ def reconcile(
     dry_run: Annotated[
         bool, typer.Option(help="Read both systems and print the plan; write nothing.")
     ] = False,
-    force: Annotated[
-        bool, typer.Option(help="Archive even if more than 10% of synced users would go.")
-    ] = False,
+    force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Repair what differs between ManageBac+ and iSAMS (iSAMS wins); report look-alikes."""

@@ -32,11 +32,9 @@ from tests.integration.ingest_support import (
     schools_file,
     signed_headers,
 )
+from tests.webhook_requests import REFUSALS, URL, Build, assert_problem, missing_headers
 
 pytestmark = pytest.mark.kafka
-
-URL = f"/v1/webhooks/isams/{SCHOOL}"
-PROBLEM = "application/problem+json"
 
 
 def settings_for(bootstrap: str, prefix: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -119,16 +117,6 @@ async def topic_size(bootstrap: str, topic: str) -> int:
     async with assigned(bootstrap, topic) as consumer:
         ends = await consumer.end_offsets(list(consumer.assignment()))
         return sum(ends.values())
-
-
-def assert_problem(response: httpx.Response, status: int, path: str = URL) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert {"type", "title", "status", "detail", "instance"} <= body.keys()
-    assert body["status"] == status
-    assert body["instance"] == path
-    return body
 
 
 # --- accepted -------------------------------------------------------------------------------
@@ -240,127 +228,6 @@ async def test_json_subtype_and_charset_are_accepted(client: httpx.AsyncClient) 
 
 
 # --- refused: every 4xx row of docs/design.md §2.2, and nothing on the topic ----------------
-
-Build = Callable[[], tuple[str, bytes, dict[str, str]]]
-
-
-def signed(document: Any, **kwargs: Any) -> Build:
-    def build() -> tuple[str, bytes, dict[str, str]]:
-        body = document if isinstance(document, bytes) else dumps(document)
-        return URL, body, signed_headers(body, **kwargs)
-
-    return build
-
-
-def stale_timestamp() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    return URL, body, signed_headers(body, at=datetime.now(UTC) - timedelta(minutes=6))
-
-
-def future_timestamp() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    return URL, body, signed_headers(body, at=datetime.now(UTC) + timedelta(minutes=6))
-
-
-def missing_headers() -> tuple[str, bytes, dict[str, str]]:
-    return URL, dumps(event()), {"content-type": "application/json"}
-
-
-def tampered() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    return URL, body.replace(b"145629077495", b"145629077496"), signed_headers(body)
-
-
-def malformed_signature() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    return URL, body, signed_headers(body) | {"webhook-signature": "v1,not base64!"}
-
-
-def unknown_school() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    return "/v1/webhooks/isams/no-such-school", body, signed_headers(body)
-
-
-def too_large() -> tuple[str, bytes, dict[str, str]]:
-    padding = "x" * (1024 * 1024)
-    body = dumps(event() | {"data": {"schoolId": "1", "record": {"pad": padding}}})
-    return URL, body, signed_headers(body)
-
-
-def wrong_content_type(content_type: str) -> Build:
-    def build() -> tuple[str, bytes, dict[str, str]]:
-        body = dumps(event())
-        return URL, body, signed_headers(body, content_type=content_type)
-
-    return build
-
-
-def no_content_type() -> tuple[str, bytes, dict[str, str]]:
-    body = dumps(event())
-    headers = signed_headers(body)
-    del headers["content-type"]
-    return URL, body, headers
-
-
-def latin1() -> tuple[str, bytes, dict[str, str]]:
-    body = '{"type": "student.updated", "note": "caf\u00e9"}'.encode("latin-1")
-    return URL, body, signed_headers(b"{}") | {"webhook-id": "msg_test"}
-
-
-REFUSALS: list[tuple[str, Build, int, str, list[str] | None]] = [
-    ("malformed JSON", signed(b'{"type": "student.updated",'), 400, "invalid-json", None),
-    ("JSON not UTF-8", latin1, 400, "invalid-json", None),
-    ("bad signature", signed(event(), secret=STRANGER_SECRET), 401, "invalid-signature", None),
-    ("tampered body", tampered, 401, "invalid-signature", None),
-    ("stale timestamp", stale_timestamp, 401, "invalid-signature", None),
-    ("future timestamp", future_timestamp, 401, "invalid-signature", None),
-    ("missing headers", missing_headers, 401, "invalid-signature", None),
-    ("malformed signature", malformed_signature, 401, "invalid-signature", None),
-    ("unknown school", unknown_school, 404, "unknown-school", None),
-    ("body over 1 MiB", too_large, 413, "payload-too-large", None),
-    ("text/plain", wrong_content_type("text/plain"), 415, "unsupported-media-type", None),
-    ("no content type", no_content_type, 415, "unsupported-media-type", None),
-    (
-        "JSON in latin-1",
-        wrong_content_type("application/json; charset=iso-8859-1"),
-        415,
-        "unsupported-media-type",
-        None,
-    ),
-    (
-        "unknown type",
-        signed(event() | {"type": "student.promoted"}),
-        422,
-        "invalid-event",
-        ["/type"],
-    ),
-    (
-        "missing id, in a batch",
-        signed(
-            [event(), {"type": "student.updated", "timestamp": "2026-11-28T10:00:00Z", "data": {}}]
-        ),
-        422,
-        "invalid-event",
-        ["/1/data/schoolId"],
-    ),
-    (
-        "missing contact ids",
-        signed([{"type": "contact.created", "timestamp": "2026-11-28T10:00:00Z", "data": {}}]),
-        422,
-        "invalid-event",
-        ["/0/data/id"],  # the model reports the first missing id
-    ),
-    ("over 500 events", signed([event()] * 501), 422, "invalid-event", [""]),
-    ("empty batch", signed([]), 422, "invalid-event", [""]),
-    ("not an event", signed(42), 422, "invalid-event", [""]),
-    (
-        "one bad event spoils the batch",
-        signed([event(), event(), event() | {"timestamp": "yesterday"}]),
-        422,
-        "invalid-event",
-        ["/2/timestamp"],
-    ),
-]
 
 
 @pytest.mark.parametrize(

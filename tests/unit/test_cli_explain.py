@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from consumers.ops.explain import EXPLAINABLE_KINDS
+from tests.unit.cli_environment import use_schools
 
 SCHOOLS = """\
 schools:
@@ -22,12 +23,7 @@ schools:
 
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    schools = tmp_path / "schools.yaml"
-    schools.write_text(SCHOOLS, encoding="utf-8")
-    database = tmp_path / "ledger" / "sync.db"
-    monkeypatch.setenv("SYNC_SCHOOLS_FILE", str(schools))
-    monkeypatch.setenv("SYNC_DATABASE_URL", f"sqlite+aiosqlite:///{database}")
-    return database
+    return use_schools(tmp_path, monkeypatch, SCHOOLS)
 
 
 def test_an_unknown_school_is_refused_by_name(environment: Path) -> None:

@@ -16,6 +16,7 @@ from consumers.adapters.ledger import Ledger
 from consumers.domain.records import Status, SyncRecord
 from consumers.poller import PollRequestError, schools_to_poll
 from consumers.settings import load_schools
+from tests.unit.cli_environment import use_schools
 
 SCHOOLS = """\
 schools:
@@ -32,12 +33,7 @@ schools:
 
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    schools = tmp_path / "schools.yaml"
-    schools.write_text(SCHOOLS, encoding="utf-8")
-    database = tmp_path / "ledger" / "sync.db"
-    monkeypatch.setenv("SYNC_SCHOOLS_FILE", str(schools))
-    monkeypatch.setenv("SYNC_DATABASE_URL", f"sqlite+aiosqlite:///{database}")
-    return database
+    return use_schools(tmp_path, monkeypatch, SCHOOLS)
 
 
 @pytest.mark.parametrize(
