@@ -22,15 +22,18 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
-from consumers.domain.records import Status, SyncRecord
+from consumers.domain.records import SCHOOL_KIND, Status, SyncRecord
 from consumers.ports import LedgerPort, ManagebacBlockedError, ManagebacError, ManagebacPort
+
+if TYPE_CHECKING:
+    from consumers.sync.context import SchoolPorts
 
 log = logging.getLogger(__name__)
 
-SCHOOL_KIND = "school"
 MANAGEBAC = "managebac"
 RECHECK_SECONDS = 30.0
 # The rights each kind of change needs (the simulator's names, after the v2 spec's
@@ -119,6 +122,27 @@ class SchoolBlocks:
         self._blocks: dict[str, Block] = {}
         self._checkers: dict[str, asyncio.Task[None]] = {}
         self._gauge = _gauge(registry)
+
+    @classmethod
+    def of(
+        cls,
+        ledger: LedgerPort,
+        schools: Mapping[str, SchoolPorts],
+        registry: CollectorRegistry = REGISTRY,
+        recheck: float = RECHECK_SECONDS,
+    ) -> SchoolBlocks:
+        """Build the blocks of these schools: each school's ManageBac+ port, and the rights
+        its changes need (year groups' too where it maps grades)."""
+        return cls(
+            ledger,
+            {school: ports.managebac for school, ports in schools.items()},
+            registry=registry,
+            recheck=recheck,
+            needs={
+                school: needed_rights(bool(ports.settings.mappings.grades))
+                for school, ports in schools.items()
+            },
+        )
 
     def reason(self, school: str, kind: str) -> str | None:
         """Return why changes of `kind` for `school` wait now, or None when they may go."""

@@ -25,7 +25,7 @@ from consumers.adapters.kafka.connection import Kafka
 from consumers.adapters.kafka.publisher import KafkaPublisher
 from consumers.adapters.ledger import Ledger
 from consumers.adapters.managebac import ManagebacClient, RetryPolicy
-from consumers.blocks import SchoolBlocks, needed_rights
+from consumers.blocks import SchoolBlocks
 from consumers.ports import LedgerPort, PublisherPort
 from consumers.settings import School, SchoolsFile, Settings, Topics, load_schools
 from consumers.sync.context import SchoolPorts
@@ -66,16 +66,8 @@ class Services:
     def sync_service(self) -> SyncService:
         """Return the one SyncService over every school's ports and the ledger."""
         if self._sync is None:
-            managebac = {school: ports.managebac for school, ports in self.school_ports.items()}
-            needs = {
-                school: needed_rights(bool(ports.settings.mappings.grades))
-                for school, ports in self.school_ports.items()
-            }
-            blocks = SchoolBlocks(
-                self.ledger,
-                managebac,
-                recheck=self.settings.token_recheck_seconds,
-                needs=needs,
+            blocks = SchoolBlocks.of(
+                self.ledger, self.school_ports, recheck=self.settings.token_recheck_seconds
             )
             self._sync = SyncService(self.school_ports, self.ledger, blocks)
         return self._sync

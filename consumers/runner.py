@@ -227,8 +227,17 @@ class ChangeRunner:
         if partition.topic == config.topics.changes and (
             self._by_school[school] >= config.max_handed_out_per_school
         ):
-            self._handed_out.release()
-            await self._defer(partition, record)
+            # Parked in a task of its own (holding its hand-out slot, so memory stays
+            # bounded): the fetch loop never waits on Kafka for a busy school.
+            self._offsets.started(partition, record.offset)
+            deferral = asyncio.create_task(self._defer(partition, record))
+            self._running.add(deferral)
+
+            def deferred(done: asyncio.Task[None]) -> None:
+                self._handed_out.release()
+                self._running.discard(done)
+
+            deferral.add_done_callback(deferred)
             return True
         self._offsets.started(partition, record.offset)
         self._by_school[school] += 1
@@ -282,7 +291,9 @@ class ChangeRunner:
             if bulk
             else self._config.max_in_flight_per_school
         )
-        school_slots = self._school_slots.setdefault((school, bulk), asyncio.Semaphore(lane_limit))
+        school_slots = self._school_slots.get((school, bulk))
+        if school_slots is None:
+            school_slots = self._school_slots[(school, bulk)] = asyncio.Semaphore(lane_limit)
         token = bulk_lane.set(bulk)
         try:
             async with (
@@ -311,10 +322,10 @@ class ChangeRunner:
         self._offsets.finished(partition, record.offset)
 
     async def _defer(self, partition: TopicPartition, record: Record) -> None:
-        """Park a busy school's new record on the retry topic for a moment (not an attempt)."""
+        """Park a busy school's new record on the retry topic for a moment (not an attempt);
+        its offset was marked started when it was handed out."""
         assert self._parking is not None
         origin = Origin(record.topic, record.partition, record.offset, record.key, record.value)
-        self._offsets.started(partition, record.offset)
         try:
             await self._parking.later(origin, self._config.busy_delay, "its school is busy")
         except Exception:  # stop or rebalance: left uncommitted, redelivered

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from consumers.adapters.budget import bulk_lane
-from consumers.domain.records import Status, SyncRecord
+from consumers.domain.records import SCHOOL_KIND, Status, SyncRecord
 from consumers.domain.year_groups import Resolution
 from consumers.ports import LedgerPort
 from consumers.sync.context import SyncContext
@@ -38,7 +38,6 @@ from consumers.sync.year_groups import YearGroupDirectory
 
 log = logging.getLogger(__name__)
 
-SCHOOL_KIND = "school"
 YEAR_GROUPS = "year-groups"
 INTERVAL = 60.0  # docs/design.md §3: at least every minute
 

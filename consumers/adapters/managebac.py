@@ -71,12 +71,19 @@ class _RateLimitHold:
         self._budget = budget
         self._deadline: float | None = None
 
-    def allows(self, wait: float) -> bool:
-        """Start the clock if need be; tell whether waiting `wait` s more stays in budget."""
-        now = time.monotonic()
+    def start(self) -> None:
+        """Start the clock at a hold-up (a 429, or a pause another call's 429 left)."""
         if self._deadline is None:
-            self._deadline = now + self._budget
-        return now + wait <= self._deadline
+            self._deadline = time.monotonic() + self._budget
+
+    def allows(self, wait: float) -> bool:
+        """Tell whether waiting `wait` s more stays in budget. No wait before any hold-up
+        starts nothing: time spent on 5xx retries is not counted against 429 waits."""
+        if wait > 0:
+            self.start()
+        if self._deadline is None:
+            return True
+        return time.monotonic() + wait <= self._deadline
 
 
 def _retry_wait(response: httpx.Response, cap: float, now: float | None = None) -> float:
@@ -349,6 +356,7 @@ class ManagebacClient:
             try:
                 return await self._call_once(method, path, payload, params, hold)
             except _RateLimitedError:
+                hold.start()
                 if not hold.allows(0.0):
                     raise self._rate_limited_too_long(method, path) from None
 

@@ -87,7 +87,7 @@ async def run_backfill(
     synced = {
         (row.kind, row.isams_id): row
         for row in await ledger.records(school)
-        if row.kind in ("student", "staff") and row.status is Status.SYNCED and not row.archived
+        if row.kind in ("student", "staff") and row.active_in_managebac
     }
     # Leavers are in /api/alumni, not /api/students: a pupil found there is explained (they
     # left, with a leavingDate) and syncs as a leaver; one found in neither list is an

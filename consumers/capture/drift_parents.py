@@ -76,6 +76,9 @@ async def reconcile_parents(run: RunState) -> None:
 def contacts_by_person(run: RunState) -> dict[str, list[Seen]]:
     """Group every contact record (listed now, or remembered) by the person behind it."""
     rows = {row.isams_id: row for row in run.rows_of("contact")}
+    rows_by_student: dict[str | None, list[SyncRecord]] = {}
+    for row in rows.values():
+        rows_by_student.setdefault(row.related_id, []).append(row)
     seen: dict[str, Seen] = {}
     for student, listed in run.isams.contacts.items():
         if listed is None:
@@ -92,8 +95,8 @@ def contacts_by_person(run: RunState) -> dict[str, list[Seen]]:
                 seen[contact_id] = Seen(
                     contact_id, student, record, contact, rows.get(contact_id), True
                 )
-        for row in rows.values():
-            if row.related_id == student and row.isams_id not in seen:
+        for row in rows_by_student.get(student, []):
+            if row.isams_id not in seen:
                 seen[row.isams_id] = Seen(row.isams_id, student, None, None, row, True)
     for row in rows.values():
         if row.isams_id not in seen:

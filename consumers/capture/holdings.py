@@ -10,7 +10,7 @@ needs the links of.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,9 @@ class Holdings:
         """Return every user of a resource, by id."""
         return [self.users[resource][key] for key in sorted(self.users[resource])]
 
-    def match(self, resource: Resource, key: str | None, taken: Iterable[int] = ()) -> Held | None:
+    def match(
+        self, resource: Resource, key: str | None, taken: Container[int] = frozenset()
+    ) -> Held | None:
         """Find the user a creation would clash with: the student with this `student_id`
         (exact), else the parent or teacher with this e-mail (case ignored); not one of `taken`.
         """
@@ -76,9 +78,8 @@ class Holdings:
                 found = _match_key(resource, user.fields)
                 if found is not None:
                     self._keys[resource].setdefault(found, []).append(user)
-        excluded = set(taken)
         wanted = key if resource == "students" else email_key(key)
-        return next((u for u in self._keys[resource].get(wanted, []) if u.id not in excluded), None)
+        return next((u for u in self._keys[resource].get(wanted, []) if u.id not in taken), None)
 
     async def links(self, parent_id: int) -> Links | None:
         """Return a parent's links (child id → relationship); None when unknown (a parent

@@ -330,7 +330,7 @@ class _Cycle:
         synced: set[tuple[Kind, str]] = set()
         for kind in ("student", "staff"):
             for row in await self.ledger.records(self.school, kind):
-                if row.status is Status.SYNCED and not row.archived:
+                if row.active_in_managebac:
                     synced.add((kind, row.isams_id))
         return synced
 

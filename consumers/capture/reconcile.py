@@ -198,11 +198,7 @@ def unexplained_removals(
     listed as not current; parents follow their children and are not counted.
     """
     kinds = ("student", "staff") if staff else ("student",)
-    active = [
-        row
-        for row in rows
-        if row.kind in kinds and row.managebac_id is not None and not row.archived
-    ]
+    active = [row for row in rows if row.kind in kinds and row.active_in_managebac]
     listed = {"student": isams.pupils.keys(), "staff": isams.employees.keys()}
     gone = frozenset(
         (row.kind, row.isams_id) for row in active if row.isams_id not in listed[row.kind]

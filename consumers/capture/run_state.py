@@ -9,7 +9,7 @@ manages once the run is done, and as which iSAMS record: look-alikes are judged 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import KeysView, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -119,9 +119,10 @@ class RunState:
         """Note that this service manages a ManageBac+ user after the run."""
         self.managed[resource][managebac_id] = Managed(kind, isams_id, dict(fields))
 
-    def taken(self, resource: Resource) -> frozenset[int]:
-        """Return the ids of `resource` some record of this run already manages."""
-        return frozenset(self.managed[resource])
+    def taken(self, resource: Resource) -> KeysView[int]:
+        """Return the ids of `resource` some record of this run already manages (a live
+        view, not a copy: it is asked once per creation)."""
+        return self.managed[resource].keys()
 
 
 _ROW_FIELDS = (

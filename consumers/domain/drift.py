@@ -136,6 +136,16 @@ def _worth_writing(
     return whole or not same_value(name, value, observed.get(name))
 
 
+def adoption_changes(create: Create, observed: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
+    """Return the fields to write to an adopted user: where it differs from iSAMS (e-mails
+    ignoring case); nothing is cleared and the creation-only fields are not sent."""
+    return {
+        name: value
+        for name, value in create.adopt().changes.items()
+        if not same_value(name, value, observed.get(name))
+    }
+
+
 def adoption_plan(
     create: Create,
     observed: Mapping[str, FieldValue],
@@ -148,11 +158,7 @@ def adoption_plan(
     As the change path adopts: unarchive it when archived, then write only the fields where
     it differs from iSAMS; nothing is cleared and the creation-only fields are not sent.
     """
-    changes = {
-        name: value
-        for name, value in create.adopt().changes.items()
-        if not same_value(name, value, observed.get(name))
-    }
+    changes = adoption_changes(create, observed)
     actions: tuple[Action, ...] = (Unarchive(),) if archived else ()
     if changes:
         actions += (Update(changes=changes),)

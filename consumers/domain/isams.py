@@ -69,8 +69,8 @@ def _moment(value: object) -> datetime | None:
         return None
 
 
-def _integer(value: object) -> int | None:
-    """Return an integer from an int, an integral float or digits in text."""
+def whole_number(value: object) -> int | None:
+    """Return an integer from an int, an integral float or digits in text (else None)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -120,7 +120,7 @@ def _objects(value: object) -> list[Mapping[str, Any]]:
 Text = Annotated[str | None, BeforeValidator(_text)]
 Day = Annotated[date | None, BeforeValidator(_day)]
 Moment = Annotated[datetime | None, BeforeValidator(_moment)]
-Integer = Annotated[int | None, BeforeValidator(_integer)]
+Integer = Annotated[int | None, BeforeValidator(whole_number)]
 Names = Annotated[tuple[str, ...], BeforeValidator(_names)]
 Flag = Annotated[bool | None, BeforeValidator(_flag)]
 

@@ -75,6 +75,9 @@ class SourceState:
         )
 
 
+SCHOOL_KIND = "school"  # the kind of a ledger row about a school itself (a block, year groups)
+
+
 @dataclass(frozen=True)
 class SyncRecord:
     """The ledger's row for one iSAMS record of one school.
@@ -103,3 +106,9 @@ class SyncRecord:
     last_received_at: datetime | None = None
     last_applied_at: datetime | None = None
     latency_ms: float | None = None
+
+    @property
+    def active_in_managebac(self) -> bool:
+        """Tell whether ManageBac+ holds this record's user, not archived: what a removal
+        would archive, so what the removals guard counts (poll, backfill and reconcile)."""
+        return self.managebac_id is not None and not self.archived

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from consumers.domain.isams import whole_number
 from consumers.domain.records import Status, SyncRecord
 
 _GRADE_CODE = re.compile(r"^([^;\s]+);(-?\d+)$")
@@ -51,8 +52,8 @@ class Cohort:
 
 def read_cohort(raw: Mapping[str, Any]) -> Cohort | None:
     """Read one item of `GET /v2/year-groups`; None when it lacks an id, program or grade."""
-    cohort_id = _integer(raw.get("id"))
-    number = _integer(raw.get("grade_number"))
+    cohort_id = whole_number(raw.get("id"))
+    number = whole_number(raw.get("grade_number"))
     program = raw.get("program_code")
     if cohort_id is None or number is None or not isinstance(program, str) or not program:
         return None
@@ -185,13 +186,3 @@ def placement_due(row: SyncRecord | None, year: int | None, resolution: Resoluti
     if row.archived or row.status is not Status.SYNCED:
         return None
     return target if row.pushed.get(_YEAR_GROUP) != target else None
-
-
-def _integer(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None

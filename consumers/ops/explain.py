@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consumers.blocks import MANAGEBAC, SCHOOL_KIND
-from consumers.domain.records import Status, SyncRecord
+from consumers.blocks import MANAGEBAC
+from consumers.domain.records import SCHOOL_KIND, Status, SyncRecord
 from consumers.domain.removals import POLL_LISTS
 from consumers.ports import LedgerPort
 from consumers.settings import SchoolsFile, UnknownSchoolError

@@ -31,9 +31,7 @@ class SyncService:
         blocks: SchoolBlocks | None = None,
     ) -> None:
         self.ledger = ledger
-        self.blocks = blocks or SchoolBlocks(
-            ledger, {school: ports.managebac for school, ports in schools.items()}
-        )
+        self.blocks = blocks or SchoolBlocks.of(ledger, schools)
         locks = KeyedLocks()  # shared by every school: keys carry the school id
         self._contexts = {
             school: SyncContext(

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers.domain.drift import adoption_changes
 from consumers.domain.plan import (
     Archive,
     Create,
@@ -107,11 +108,7 @@ async def _create_or_adopt(
             raise  # taken by a different user: a real conflict for a person to resolve
     if existing.archived:
         await client.unarchive(resource, existing.id)
-    changes = {
-        name: value
-        for name, value in write.adopt().changes.items()
-        if existing.fields.get(name) != value
-    }
+    changes = adoption_changes(write, existing.fields)
     if changes:
         await client.update(resource, existing.id, changes)
     return existing, True

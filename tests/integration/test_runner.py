@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from consumers.adapters.kafka.reader import read_to_end
 from consumers.events import ChangeEvent, QueuedChange
 from consumers.outcomes import Outcome, PermanentFailureError, Result, TransientFailureError
 from consumers.parking import RetrySchedule
@@ -286,3 +287,44 @@ async def test_a_consumer_joins_its_group_in_one_rebalance(
 
 async def _never_called(item: QueuedChange) -> Result:
     raise AssertionError(f"no change was queued, got {item.key}")
+
+
+def school_change(school: str, record_id: str) -> QueuedChange:
+    event = ChangeEvent.model_validate(
+        {
+            "type": "student.updated",
+            "timestamp": "2026-11-28T10:00:00Z",
+            "data": {"schoolId": record_id},
+        }
+    )
+    return QueuedChange.from_event(event, school, f"msg_{school}_{record_id}", datetime.now(UTC))
+
+
+async def test_a_busy_schools_overflow_waits_on_the_retry_topic_and_holds_no_other_school(
+    kafka_bootstrap: str, topics: Topics
+) -> None:
+    """Beyond `max_handed_out_per_school`, a school's new records are parked on the retry
+    topic for `busy_delay` (no attempt counted) while another school's record goes at once;
+    once the busy school moves again, every parked record is applied."""
+    release = asyncio.Event()
+    done: list[tuple[str, str]] = []
+
+    async def process(item: QueuedChange) -> Result:
+        if item.school == "busy":
+            await release.wait()
+        done.append((item.school, item.event.record_id))
+        return Result(Outcome.UPDATED)
+
+    busy = [school_change("busy", str(number)) for number in range(8)]
+    await publish(kafka_bootstrap, topics.changes, [*busy, school_change("quiet", "q1")])
+    settings = config(kafka_bootstrap, topics, max_handed_out_per_school=2, busy_delay=0.3)
+    async with running(ChangeRunner(settings, process)):
+        await until(lambda: ("quiet", "q1") in done, timeout=30)
+        assert [school for school, _ in done] == ["quiet"]  # the busy school still waits
+        release.set()
+        await until(lambda: {("busy", str(n)) for n in range(8)} <= set(done), timeout=30)
+    assert {record_id for school, record_id in done if school == "busy"} == {
+        str(n) for n in range(8)
+    }
+    parked = await read_to_end(kafka_bootstrap, topics.retry, timeout=30)
+    assert len(parked) >= 6, "the records beyond the busy school's 2 went by the retry topic"

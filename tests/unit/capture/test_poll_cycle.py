@@ -43,9 +43,13 @@ class Poller:
 
     def synced(self, kind: str, *ids: str) -> None:
         """Say ManageBac+ has these records (as the consumer would have recorded)."""
-        for isams_id in ids:
+        for number, isams_id in enumerate(ids, start=len(self.ledger.rows) + 1):
             self.ledger.rows[(SCHOOL, kind, isams_id)] = SyncRecord(
-                school=SCHOOL, kind=kind, isams_id=isams_id, status=Status.SYNCED
+                school=SCHOOL,
+                kind=kind,
+                isams_id=isams_id,
+                status=Status.SYNCED,
+                managebac_id=10_000_000 + number,
             )
 
 
