@@ -74,7 +74,6 @@ class YearGroupWatch:
         self._lane = lane
         self._gauge, self._placed_total = _metrics(registry)
         self._wake = {school: asyncio.Event() for school in self._contexts}
-        self._placed: dict[str, dict[int, int] | None] = {}
         self._again: set[str] = set()  # a run had failures that may pass
         self._tasks: dict[str, asyncio.Task[None]] = {}
         for school in self._contexts:
@@ -119,10 +118,12 @@ class YearGroupWatch:
         if read or not directory.resolution.read:
             await directory.refresh()
         resolution = directory.resolution
-        if school not in self._placed:
-            self._placed[school] = await self._stored_placement(school)
-        await self._report(school, resolution)
-        if self._placed[school] == dict(resolution.ids) and school not in self._again:
+        # The placement stored is read every cycle, not cached: another replica may have
+        # placed the students since (its placement then stands, and nobody is moved twice).
+        row = await self._ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
+        placed = _placement_of(row)
+        await self._report(school, resolution, placed, row)
+        if placed == dict(resolution.ids) and school not in self._again:
             return None
         run = await place_students(self._contexts[school], lane=self._lane)
         for outcome, count in run.outcomes.items():
@@ -133,8 +134,8 @@ class YearGroupWatch:
             self._again.add(school)
         else:
             self._again.discard(school)
-            self._placed[school] = dict(run.resolution.ids)
-            await self._report(school, directory.resolution)
+            row = await self._ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
+            await self._report(school, directory.resolution, dict(run.resolution.ids), row)
         return run
 
     async def _watch(self, school: str) -> None:
@@ -160,23 +161,21 @@ class YearGroupWatch:
         assert directory is not None
         return directory
 
-    async def _stored_placement(self, school: str) -> dict[int, int] | None:
-        row = await self._ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
-        if row is None or "placed" not in row.pushed:
-            return None
-        placed = row.pushed["placed"]
-        return {int(year): int(group) for year, group in placed.items()}
-
-    async def _report(self, school: str, resolution: Resolution) -> None:
-        """Set the gauge of each grade, and the ledger row when what it says changed."""
+    async def _report(
+        self,
+        school: str,
+        resolution: Resolution,
+        placed: dict[int, int] | None,
+        row: SyncRecord | None,
+    ) -> None:
+        """Set the gauge of each grade, and the ledger row (`row`, as just read) when what
+        it says changed."""
         problems = resolution.described_problems()
         for grade in {str(code) for code in resolution.grades.values()}:
             self._gauge.labels(school=school, grade=grade).set(1 if grade in problems else 0)
-        placed = self._placed.get(school)
         pushed = {"placed": {str(y): g for y, g in sorted(placed.items())}} if placed else {}
         status = Status.FAILED if problems else Status.SYNCED
         reason = "; ".join(problems.values()) or None
-        row = await self._ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
         if row is not None and (row.status, row.reason, row.pushed) == (status, reason, pushed):
             return
         if problems:
@@ -195,6 +194,13 @@ class YearGroupWatch:
                 last_applied_at=datetime.now(UTC),
             )
         )
+
+
+def _placement_of(row: SyncRecord | None) -> dict[int, int] | None:
+    """Return the year groups the school's students were last placed by (None: never)."""
+    if row is None or "placed" not in row.pushed:
+        return None
+    return {int(year): int(group) for year, group in row.pushed["placed"].items()}
 
 
 _METRICS: dict[int, tuple[Gauge, Counter]] = {}
