@@ -13,7 +13,7 @@ import email.utils
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 import aiohttp
 import httpx
@@ -57,17 +57,23 @@ def new_session(max_connections: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=proxied)
 
 
-def retry_after_seconds(value: str) -> float | None:
+def retry_after_seconds(value: str, now: float | None = None) -> float | None:
     """Read a `Retry-After` value: seconds or an HTTP-date (RFC 9110 §10.2.3); None if
     neither. A date in the past gives a negative number (callers clamp it)."""
     try:
         return float(value)
     except ValueError:
         pass
+    when = http_date(value)
+    if when is None:
+        return None
+    return when.timestamp() - (time.time() if now is None else now)
+
+
+def http_date(value: str) -> datetime | None:
+    """Read an HTTP-date (RFC 9110 §5.6.7), aware; None if it is not one."""
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # "-0000": UTC, source unknown
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() - time.time()
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC

@@ -6,7 +6,6 @@ Returns plain domain values (ids, field dicts), never `httpx.Response`.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import orjson
 import stamina
 
 from consumers.adapters.budget import RequestBudget
+from consumers.adapters.http import http_date, retry_after_seconds
 from consumers.ports import (
     ManagebacBlockedError,
     ManagebacRejectedError,
@@ -99,20 +99,12 @@ def _retry_wait(response: httpx.Response, cap: float, now: float | None = None) 
     waits = [
         wait
         for wait in (
-            _seconds_from_retry_after(response.headers.get("retry-after", ""), clock),
+            retry_after_seconds(response.headers.get("retry-after", ""), clock),
             _seconds_until_reset(response.headers.get("x-ratelimit-reset", ""), clock),
         )
         if wait is not None
     ]
     return min(max(min(waits) if waits else 1.0, 0.0), cap)
-
-
-def _seconds_from_retry_after(value: str, now: float) -> float | None:
-    """Retry-After holds seconds or an HTTP-date; None if neither."""
-    try:
-        return float(value)
-    except ValueError:
-        return _seconds_until(_http_date(value), now)
 
 
 _EPOCH_FLOOR = 1_000_000_000  # 2001-09-09: below it a number is a delay, not a time
@@ -129,15 +121,7 @@ def _seconds_until_reset(value: str, now: float) -> float | None:
         pass
     else:
         return number - now if number >= _EPOCH_FLOOR else number
-    return _seconds_until(_http_date(text) or _iso_moment(text), now)
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC
+    return _seconds_until(http_date(text) or _iso_moment(text), now)
 
 
 def _iso_moment(value: str) -> datetime | None:

@@ -10,12 +10,12 @@ stops and records why, unless forced (an emptied export must not empty ManageBac
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from consumers.capture.backfill_plan import plan_backfill
+from consumers.capture.isams_read import Progress, collect
 from consumers.capture.plan_report import RunPlan
 from consumers.domain.guard import GuardDecision, guard_archives
 from consumers.domain.isams import is_current_status
@@ -27,8 +27,6 @@ from consumers.sync.context import SchoolPorts
 
 BATCH = 200
 RUN_KIND = "backfill"
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -80,13 +78,14 @@ async def run_backfill(
     school = ports.settings.id
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
-    students = await _collect(ports.isams.all_students(), "students", progress)
-    alumni = await _collect(ports.isams.all_alumni(), "alumni", progress)
-    staff = await _collect(ports.isams.all_employees(), "staff", progress)
+    students = await collect(ports.isams.all_students(), "students", progress)
+    alumni = await collect(ports.isams.all_alumni(), "alumni", progress)
+    staff = await collect(ports.isams.all_employees(), "staff", progress)
 
+    rows = await ledger.records(school)
     synced = {
         (row.kind, row.isams_id): row
-        for row in await ledger.records(school)
+        for row in rows
         if row.kind in ("student", "staff") and row.active_in_managebac
     }
     # Leavers are in /api/alumni, not /api/students: a pupil found there is explained (they
@@ -115,7 +114,7 @@ async def run_backfill(
     plan = None
     if dry_run:
         plan = await plan_backfill(
-            ports, ledger, students, alumni, staff, removed, decision, progress
+            ports, ledger, rows, students, alumni, staff, removed, decision, progress
         )
     queued = 0
     if decision.allowed and not dry_run:
@@ -155,17 +154,6 @@ async def run_backfill(
         )
     )
     return report
-
-
-async def _collect(source: Any, name: str, progress: Progress | None) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    async for item in source:
-        items.append(item)
-        if progress is not None and len(items) % 100 == 0:
-            progress(name, len(items), 0)
-    if progress is not None:
-        progress(name, len(items), len(items))
-    return items
 
 
 def _event(

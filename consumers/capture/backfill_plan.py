@@ -20,6 +20,7 @@ from consumers.capture.isams_read import IsamsState, Progress, read_contacts
 from consumers.capture.plan_report import RunPlan
 from consumers.capture.run_state import RunState
 from consumers.domain.guard import GuardDecision
+from consumers.domain.records import SyncRecord
 from consumers.ports import LedgerPort, Record
 from consumers.sync.context import SchoolPorts
 
@@ -27,6 +28,7 @@ from consumers.sync.context import SchoolPorts
 async def plan_backfill(
     ports: SchoolPorts,
     ledger: LedgerPort,
+    rows: Iterable[SyncRecord],
     students: Iterable[Record],
     alumni: Iterable[Record],
     employees: Iterable[Record],
@@ -34,9 +36,9 @@ async def plan_backfill(
     decision: GuardDecision,
     progress: Progress | None = None,
 ) -> RunPlan:
-    """Plan every record the backfill read (and the removals it found) against the ledger."""
-    on_roll, gone = list(students), frozenset(removed)
-    rows = await ledger.records(ports.settings.id)
+    """Plan every record the backfill read (and the removals it found) against the ledger's
+    `rows` (as the backfill read them)."""
+    on_roll, gone, rows = list(students), frozenset(removed), list(rows)
     school_ids = [str(record["schoolId"]) for record in on_roll if record.get("schoolId")]
     contacts = await read_contacts(ports.isams, school_ids, progress)
     run = RunState(

@@ -84,13 +84,17 @@ def check_explain_request(
 
 async def school_block(ledger: LedgerPort, school: str) -> str | None:
     """Return why the school's changes wait now (its ManageBac+ token), or None."""
-    row = await ledger.get(school, SCHOOL_KIND, MANAGEBAC)
-    return row.reason if row is not None and row.status is Status.FAILED else None
+    return await _school_problem(ledger, school, MANAGEBAC)
 
 
 async def year_group_problems(ledger: LedgerPort, school: str) -> str | None:
     """Return which mapped grades have no single active ManageBac+ year group, or None."""
-    row = await ledger.get(school, SCHOOL_KIND, YEAR_GROUPS)
+    return await _school_problem(ledger, school, YEAR_GROUPS)
+
+
+async def _school_problem(ledger: LedgerPort, school: str, about: str) -> str | None:
+    """Return the reason of the school's own ledger row `about` while it says failed."""
+    row = await ledger.get(school, SCHOOL_KIND, about)
     return row.reason if row is not None and row.status is Status.FAILED else None
 
 
