@@ -242,9 +242,15 @@ async def test_once_exits_0_ran_3_held_1_refused(rig: PollProcessRig, tmp_path: 
     current = [s["schoolId"] for s in rig.school.all_students() if roll_of(s) == "current"]
     ledger = Ledger.from_url(rig.env["SYNC_DATABASE_URL"])
     try:
-        for school_id in current:  # as the consumer would have recorded them
+        for number, school_id in enumerate(current):  # as the consumer would have recorded them
             await ledger.put(
-                SyncRecord(school=SCHOOL, kind="student", isams_id=school_id, status=Status.SYNCED)
+                SyncRecord(
+                    school=SCHOOL,
+                    kind="student",
+                    isams_id=school_id,
+                    status=Status.SYNCED,
+                    managebac_id=10_000_000 + number,
+                )
             )
     finally:
         await ledger.close()
